@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents.models import Agent, AgentRole
+from app.core.pagination import SortKey, paginate
+
+
+async def get(session: AsyncSession, agent_id: int) -> Agent | None:
+    return await session.get(Agent, agent_id)
+
+
+async def get_by_email(session: AsyncSession, email: str) -> Agent | None:
+    return await session.scalar(select(Agent).where(Agent.email == email.lower()))
+
+
+async def list_agents(
+    session: AsyncSession,
+    *,
+    role: AgentRole | None,
+    active: bool | None,
+    key: SortKey,
+    cursor: str | None,
+    limit: int,
+) -> list[Agent]:
+    statement = select(Agent)
+    if role is not None:
+        statement = statement.where(Agent.role == role)
+    if active is not None:
+        statement = statement.where(Agent.active.is_(active))
+    return list(await session.scalars(paginate(statement, key, cursor, limit)))

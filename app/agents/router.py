@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from app.agents import service
+from app.agents.models import AgentRole
+from app.agents.schemas import AgentCreate, AgentRead, AgentSelfUpdate, AgentUpdate
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.problems import responses
+from app.core.pagination import Page
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+
+@router.get("", response_model=Page[AgentRead], responses=responses(401, 403, 422))
+async def list_agents(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    limit: PageLimit,
+    cursor: Cursor = None,
+    role: AgentRole | None = None,
+    active: bool | None = None,
+) -> Page[AgentRead]:
+    """List agents (agent role or higher)."""
+    rows, next_cursor = await service.list_agents(
+        session, principal, role=role, active=active, cursor=cursor, limit=limit
+    )
+    return Page(items=[AgentRead.model_validate(a) for a in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "",
+    response_model=AgentRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 409, 422),
+)
+async def create_agent(
+    session: DbSession, principal: CurrentPrincipal, body: AgentCreate, response: Response
+) -> AgentRead:
+    """Create an agent (admin)."""
+    agent = await service.create_agent(session, principal, body)
+    response.headers["ETag"] = etag(agent.version)
+    return AgentRead.model_validate(agent)
+
+
+@router.get("/me", response_model=AgentRead, responses=responses(401, 404))
+async def get_me(session: DbSession, principal: CurrentPrincipal, response: Response) -> AgentRead:
+    """The calling agent's own profile."""
+    agent = await service.get_agent(session, principal, principal.agent_id or 0)
+    response.headers["ETag"] = etag(agent.version)
+    return AgentRead.model_validate(agent)
+
+
+@router.patch("/me", response_model=AgentRead, responses=responses(401, 404, 412, 422))
+async def update_me(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    body: AgentSelfUpdate,
+    if_match: IfMatch,
+    response: Response,
+) -> AgentRead:
+    """Change your own name, languages, password, or set yourself available/away."""
+    agent = await service.update_self(session, principal, body, if_match)
+    response.headers["ETag"] = etag(agent.version)
+    return AgentRead.model_validate(agent)
+
+
+@router.get("/{agent_id}", response_model=AgentRead, responses=responses(401, 403, 404))
+async def get_agent(
+    session: DbSession, principal: CurrentPrincipal, agent_id: int, response: Response
+) -> AgentRead:
+    agent = await service.get_agent(session, principal, agent_id)
+    response.headers["ETag"] = etag(agent.version)
+    return AgentRead.model_validate(agent)
+
+
+@router.patch("/{agent_id}", response_model=AgentRead, responses=responses(401, 403, 404, 412, 422))
+async def update_agent(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    agent_id: int,
+    body: AgentUpdate,
+    if_match: IfMatch,
+    response: Response,
+) -> AgentRead:
+    """Change an agent (admin); deactivate with `active: false`."""
+    agent = await service.update_agent(session, principal, agent_id, body, if_match)
+    response.headers["ETag"] = etag(agent.version)
+    return AgentRead.model_validate(agent)

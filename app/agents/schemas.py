@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.agents.models import AgentRole
+from app.core.types import EmailAddress
+
+SkillLevel = Annotated[int, Field(ge=1, le=5)]
+Password = Annotated[
+    str, Field(min_length=12, max_length=1024, description="At least 12 characters.")
+]
+LanguageTag = Annotated[str, Field(min_length=2, max_length=16, examples=["da", "sv", "en"])]
+
+
+class AgentBase(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Åsa Sørensen"])
+    role: AgentRole = AgentRole.agent
+    skills: dict[str, SkillLevel] = Field(
+        default_factory=dict, description="Skill name to level 1-5.", examples=[{"billing": 4}]
+    )
+    capacity: int = Field(default=10, ge=0, le=1000, description="Open tickets at most.")
+    languages: list[LanguageTag] = Field(default_factory=list)
+    active: bool = True
+
+
+class AgentCreate(AgentBase):
+    email: EmailAddress
+    password: Password | None = Field(
+        default=None, description="Needed to log in with email and password."
+    )
+
+
+class AgentUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: AgentRole | None = None
+    skills: dict[str, SkillLevel] | None = None
+    capacity: int | None = Field(default=None, ge=0, le=1000)
+    languages: list[LanguageTag] | None = None
+    active: bool | None = None
+    available: bool | None = None
+    password: Password | None = None
+
+
+class AgentSelfUpdate(BaseModel):
+    """What agents may change about themselves."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    languages: list[LanguageTag] | None = None
+    available: bool | None = Field(default=None, description="Away agents get no new tickets.")
+    password: Password | None = None
+
+
+class AgentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    name: str
+    role: AgentRole
+    skills: dict[str, int]
+    capacity: int
+    languages: list[str]
+    active: bool
+    available: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int

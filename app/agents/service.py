@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import repository
+from app.agents.models import Agent, AgentRole
+from app.agents.schemas import AgentCreate, AgentRead, AgentSelfUpdate, AgentUpdate
+from app.audit import service as audit
+from app.auth.schemas import Principal
+from app.core.errors import Conflict, NotFound, check_version
+from app.core.pagination import SortKey, next_cursor
+from app.core.security import hash_password
+
+ENTITY = "agent"
+
+
+def _snapshot(agent: Agent) -> audit.Snapshot:
+    return audit.snapshot(AgentRead.model_validate(agent))
+
+
+async def get_agent(session: AsyncSession, actor: Principal, agent_id: int) -> Agent:
+    if agent_id != actor.agent_id:
+        actor.require(AgentRole.agent)
+    agent = await repository.get(session, agent_id)
+    if agent is None:
+        raise NotFound(f"Agent {agent_id} does not exist.")
+    return agent
+
+
+async def find_by_email(session: AsyncSession, email: str) -> Agent | None:
+    return await repository.get_by_email(session, email)
+
+
+async def list_agents(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    role: AgentRole | None,
+    active: bool | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Agent], str | None]:
+    actor.require(AgentRole.agent)
+    key = SortKey(Agent.id, Agent.id, descending=False)
+    rows = await repository.list_agents(
+        session, role=role, active=active, key=key, cursor=cursor, limit=limit
+    )
+    return next_cursor(rows, key, limit)
+
+
+async def create_agent(session: AsyncSession, actor: Principal, data: AgentCreate) -> Agent:
+    actor.require(AgentRole.admin)
+    if await repository.get_by_email(session, data.email) is not None:
+        raise Conflict(f"An agent with the email {data.email} exists already.")
+    agent = Agent(
+        email=data.email,
+        name=data.name,
+        role=data.role,
+        skills=data.skills,
+        capacity=data.capacity,
+        languages=data.languages,
+        active=data.active,
+        available=True,
+        password_hash=await asyncio.to_thread(hash_password, data.password)
+        if data.password
+        else None,
+    )
+    session.add(agent)
+    await session.flush()
+    await audit.record(session, actor, "agent.created", ENTITY, agent.id, after=_snapshot(agent))
+    return agent
+
+
+async def _apply(
+    session: AsyncSession,
+    actor: Principal,
+    agent: Agent,
+    changes: AgentUpdate | AgentSelfUpdate,
+    expected_version: int | None,
+) -> Agent:
+    check_version(agent.version, expected_version)
+    before = _snapshot(agent)
+    values = changes.model_dump(exclude_unset=True)
+    password = values.pop("password", None)
+    for field, value in values.items():
+        if value is not None:
+            setattr(agent, field, value)
+    if password:
+        agent.password_hash = await asyncio.to_thread(hash_password, password)
+    await session.flush()
+    await audit.record(
+        session, actor, "agent.updated", ENTITY, agent.id, before=before, after=_snapshot(agent)
+    )
+    if password:
+        await audit.record(session, actor, "agent.password_changed", ENTITY, agent.id)
+    return agent
+
+
+async def update_agent(
+    session: AsyncSession,
+    actor: Principal,
+    agent_id: int,
+    changes: AgentUpdate,
+    expected_version: int | None,
+) -> Agent:
+    actor.require(AgentRole.admin)
+    agent = await get_agent(session, actor, agent_id)
+    return await _apply(session, actor, agent, changes, expected_version)
+
+
+async def update_self(
+    session: AsyncSession,
+    actor: Principal,
+    changes: AgentSelfUpdate,
+    expected_version: int | None,
+) -> Agent:
+    if actor.agent_id is None:
+        raise NotFound("The system has no agent profile.")
+    agent = await get_agent(session, actor, actor.agent_id)
+    return await _apply(session, actor, agent, changes, expected_version)

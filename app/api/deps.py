@@ -1,0 +1,112 @@
+"""Request dependencies: the session (one unit of work), the caller, paging and If-Match."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth import service as auth_service
+from app.auth.schemas import Principal, Scope
+from app.core.config import Settings
+from app.core.errors import Forbidden, PreconditionFailed, Unauthorized
+from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return maker
+
+
+async def get_session(
+    maker: Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)],
+) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed once after the handler, before the response."""
+    async with maker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+
+_bearer = HTTPBearer(auto_error=False, description="A personal API token: `Bearer tkt_...`")
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def get_principal(
+    request: Request,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized(
+            "Send an API token as `Authorization: Bearer <token>`; "
+            "get one with POST /api/v1/auth/login or `ticketry admin create-token`."
+        )
+    principal = await auth_service.authenticate(
+        session,
+        credentials.credentials,
+        source_ip=request.client.host if request.client else None,
+        request_id=request.state.request_id,
+        touch_interval=timedelta(minutes=1),
+    )
+    needed = Scope.read if request.method in _READ_METHODS else Scope.write
+    if needed not in principal.scopes:
+        raise Forbidden(f"This token lacks the `{needed.value}` scope needed for this call.")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def page_limit(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")
+    ] = DEFAULT_PAGE_SIZE,
+) -> int:
+    return limit
+
+
+PageLimit = Annotated[int, Depends(page_limit)]
+Cursor = Annotated[
+    str | None, Query(description="`next_cursor` from the previous page; omit for the first.")
+]
+
+
+def if_match_version(
+    if_match: Annotated[
+        str | None,
+        Header(description="The resource's ETag; the update fails with 412 if it changed since."),
+    ] = None,
+) -> int | None:
+    """The version the caller last saw, from ``If-Match`` (``*`` or absent: any version)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailed(
+            f"If-Match {if_match!r} is not an ETag of this resource; GET it again and resend."
+        )
+    return int(tag)
+
+
+IfMatch = Annotated[int | None, Depends(if_match_version)]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'

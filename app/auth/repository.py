@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents.models import Agent
+from app.auth.models import ApiToken
+from app.queues.models import queue_grants
+
+
+async def find_token_with_agent(
+    session: AsyncSession, token_hash: str
+) -> tuple[ApiToken, Agent] | None:
+    row = (
+        await session.execute(
+            select(ApiToken, Agent)
+            .join(Agent, Agent.id == ApiToken.agent_id)
+            .where(ApiToken.token_hash == token_hash)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[int]:
+    rows = await session.scalars(
+        select(queue_grants.c.queue_id).where(queue_grants.c.agent_id == agent_id)
+    )
+    return frozenset(rows)
+
+
+async def touch_token(session: AsyncSession, token_id: int, when: datetime) -> None:
+    await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=when))
+
+
+async def list_tokens(session: AsyncSession, agent_id: int | None) -> list[ApiToken]:
+    statement = select(ApiToken).order_by(ApiToken.id)
+    if agent_id is not None:
+        statement = statement.where(ApiToken.agent_id == agent_id)
+    return list(await session.scalars(statement))
+
+
+async def get_token(session: AsyncSession, token_id: int) -> ApiToken | None:
+    return await session.get(ApiToken, token_id)

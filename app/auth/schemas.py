@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.agents.models import ROLE_RANK, AgentRole
+from app.core.errors import Forbidden
+from app.core.types import EmailAddress
+
+
+class Scope(StrEnum):
+    read = "read"
+    write = "write"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: an agent through a token, or the system itself (CLI, workers)."""
+
+    agent_id: int | None
+    label: str
+    role: AgentRole
+    scopes: frozenset[Scope] = frozenset(Scope)
+    token_id: int | None = None
+    granted_queue_ids: frozenset[int] = field(default_factory=frozenset)
+    source_ip: str | None = None
+    request_id: str | None = None
+
+    def is_at_least(self, role: AgentRole) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    def require(self, role: AgentRole) -> None:
+        if not self.is_at_least(role):
+            raise Forbidden(
+                f"This needs the {role.value} role or higher; you are {self.role.value}."
+            )
+
+    @property
+    def is_external(self) -> bool:
+        return self.role is AgentRole.external
+
+    def can_see_queue(self, queue_id: int | None) -> bool:
+        return not self.is_external or (queue_id is not None and queue_id in self.granted_queue_ids)
+
+
+def system_principal(label: str) -> Principal:
+    return Principal(agent_id=None, label=label, role=AgentRole.admin)
+
+
+class LoginRequest(BaseModel):
+    email: EmailAddress
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["CRM sync"])
+    scopes: list[Scope] = Field(default_factory=lambda: [Scope.read, Scope.write], min_length=1)
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=3650, description="Omit for the service default (90 days)."
+    )
+    agent_id: int | None = Field(
+        default=None, description="Admins may create a token for another agent (an integration)."
+    )
+
+
+class TokenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    agent_id: int
+    name: str
+    prefix: str = Field(description="The first characters of the token, to tell tokens apart.")
+    scopes: list[Scope]
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+class TokenCreated(TokenRead):
+    token: str = Field(description="The token itself; shown only this once, store it safely.")

@@ -1,0 +1,97 @@
+"""Service settings, read from ``TICKETRY_*`` environment variables and an optional ``.env``."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class LogLevel(StrEnum):
+    debug = "DEBUG"
+    info = "INFO"
+    warning = "WARNING"
+    error = "ERROR"
+
+
+class ConfigurationError(RuntimeError):
+    """Settings that cannot work; the message says which variable to set."""
+
+
+def async_database_url(url: str) -> str:
+    """Accept the usual ``postgresql://`` form and point SQLAlchemy at asyncpg."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ConfigurationError(
+        f"TICKETRY_DATABASE_URL must be a PostgreSQL URL (postgresql://user@host/db), got {url!r}"
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TICKETRY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Environment = Environment.development
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TICKETRY_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL URL; when unset an embedded PostgreSQL runs in the data folder.",
+    )
+    data_dir: Path = Path("var")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs and encrypts; required in production, generated in development.",
+    )
+    log_level: LogLevel = LogLevel.info
+    public_base_url: str = "http://localhost:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    cors_origins: list[str] = Field(default_factory=list)
+    token_default_days: int = Field(default=90, ge=1)
+    login_token_hours: int = Field(default=12, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        return async_database_url(value) if value else None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; in development one is generated once and kept in the data folder."""
+        if self.secret_key is not None:
+            value = self.secret_key.get_secret_value()
+            if len(value) < 32:
+                raise ConfigurationError("TICKETRY_SECRET_KEY must be at least 32 characters long")
+            return value
+        if self.environment is Environment.production:
+            raise ConfigurationError(
+                "TICKETRY_SECRET_KEY is required in production: set it to a long random value, "
+                "e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        key_file = self.data_dir / "secret_key"
+        if not key_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+            key_file.chmod(0o600)
+        return key_file.read_text(encoding="utf-8").strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
+
+
+class Customer(IdMixin, TimestampMixin, VersionedMixin, Base):
+    """A contact who writes to support; known by one or more email addresses."""
+
+    __tablename__ = "customers"
+
+    name: Mapped[str | None] = mapped_column(String(300), index=True)
+    phone: Mapped[str | None] = mapped_column(String(50))
+    customer_number: Mapped[str | None] = mapped_column(String(100), unique=True)
+    organisation_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("organisations.id", ondelete="SET NULL"), index=True
+    )
+    language: Mapped[str | None] = mapped_column(String(16))
+    attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class CustomerEmail(IdMixin, Base):
+    """One address of a customer; an address belongs to one customer (stored lower-case)."""
+
+    __tablename__ = "customer_emails"
+
+    customer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class CustomerExternalId(Base):
+    """The customer's id in another system (CRM, ERP); unique per system."""
+
+    __tablename__ = "customer_external_ids"
+
+    system: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )

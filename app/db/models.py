@@ -1,0 +1,32 @@
+"""Imports every model so that ``Base.metadata`` (and Alembic) sees the whole schema."""
+
+from app.agents.models import Agent
+from app.attachments.models import Attachment, Blob
+from app.audit.models import AuditEvent
+from app.auth.models import ApiToken
+from app.customers.models import Customer, CustomerEmail, CustomerExternalId
+from app.db.base import Base
+from app.organisations.models import Organisation, OrganisationExternalId
+from app.queues.models import Queue, queue_grants
+from app.teams.models import Team, team_members
+from app.tickets.models import Message, Ticket
+
+__all__ = [
+    "Agent",
+    "ApiToken",
+    "Attachment",
+    "AuditEvent",
+    "Base",
+    "Blob",
+    "Customer",
+    "CustomerEmail",
+    "CustomerExternalId",
+    "Message",
+    "Organisation",
+    "OrganisationExternalId",
+    "Queue",
+    "Team",
+    "Ticket",
+    "queue_grants",
+    "team_members",
+]

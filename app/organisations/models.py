@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
+
+
+class Organisation(IdMixin, TimestampMixin, VersionedMixin, Base):
+    __tablename__ = "organisations"
+    __table_args__ = (Index("ix_organisations_domains", "domains", postgresql_using="gin"),)
+
+    name: Mapped[str] = mapped_column(String(300), index=True)
+    domains: Mapped[list[str]] = mapped_column(ARRAY(String(253)), server_default=text("'{}'"))
+    attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class OrganisationExternalId(Base):
+    """The organisation's id in another system (CRM, ERP); unique per system."""
+
+    __tablename__ = "organisation_external_ids"
+
+    system: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Enum, ForeignKey, String, Table, Text, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
+from app.tickets.models import TicketPriority
+
+queue_grants = Table(
+    "queue_grants",
+    Base.metadata,
+    Column("queue_id", BigInteger, ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "agent_id",
+        BigInteger,
+        ForeignKey("agents.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+"""Queues an external agent may work; other roles need no grant."""
+
+
+class Queue(IdMixin, TimestampMixin, VersionedMixin, Base):
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    inbound_addresses: Mapped[list[str]] = mapped_column(
+        ARRAY(String(320)), server_default=text("'{}'")
+    )
+    default_priority: Mapped[TicketPriority] = mapped_column(
+        Enum(TicketPriority, name="ticket_priority"), server_default=TicketPriority.normal.value
+    )
+    required_skills: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    team_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Sequence,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.attachments.models import Attachment
+from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
+
+
+class TicketStatus(StrEnum):
+    new = "new"
+    open = "open"
+    pending = "pending"
+    on_hold = "on_hold"
+    solved = "solved"
+    closed = "closed"
+
+
+class TicketPriority(StrEnum):
+    """Declared from lowest to highest: PostgreSQL sorts the enum in this order."""
+
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+
+class Channel(StrEnum):
+    email = "email"
+    web = "web"
+    api = "api"
+    phone = "phone"
+
+
+class MessageDirection(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+TICKET_NUMBER_SEQUENCE = Sequence("ticket_number_seq", start=100000)
+"""Human ticket numbers: short, increasing, never reused, and unrelated to the row id."""
+
+
+class Ticket(IdMixin, TimestampMixin, VersionedMixin, Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_created_at_id", "created_at", "id"),
+        Index("ix_tickets_updated_at_id", "updated_at", "id"),
+        Index("ix_tickets_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_tickets_queue_id_created_at_id", "queue_id", "created_at", "id"),
+        Index("ix_tickets_assignee_id_created_at_id", "assignee_id", "created_at", "id"),
+        Index("ix_tickets_customer_id_created_at_id", "customer_id", "created_at", "id"),
+        Index("ix_tickets_tags", "tags", postgresql_using="gin"),
+    )
+
+    number: Mapped[int] = mapped_column(
+        BigInteger,
+        TICKET_NUMBER_SEQUENCE,
+        server_default=TICKET_NUMBER_SEQUENCE.next_value(),
+        unique=True,
+    )
+    subject: Mapped[str] = mapped_column(String(998))
+    status: Mapped[TicketStatus] = mapped_column(Enum(TicketStatus, name="ticket_status"))
+    priority: Mapped[TicketPriority] = mapped_column(Enum(TicketPriority, name="ticket_priority"))
+    channel: Mapped[Channel] = mapped_column(Enum(Channel, name="channel"))
+    queue_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("queues.id", ondelete="SET NULL")
+    )
+    assignee_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    team_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    customer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="RESTRICT")
+    )
+    category: Mapped[str | None] = mapped_column(String(200))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(100)), server_default=text("'{}'"))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    first_response_at: Mapped[datetime | None]
+    solved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class Message(IdMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_ticket_id_created_at_id", "ticket_id", "created_at", "id"),
+    )
+
+    ticket_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"))
+    direction: Mapped[MessageDirection] = mapped_column(
+        Enum(MessageDirection, name="message_direction")
+    )
+    is_public: Mapped[bool] = mapped_column(Boolean)
+    channel: Mapped[Channel] = mapped_column(Enum(Channel, name="channel"))
+    author_agent_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    author_customer_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="SET NULL")
+    )
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    to_addresses: Mapped[list[str]] = mapped_column(ARRAY(String(320)), server_default=text("'{}'"))
+    cc_addresses: Mapped[list[str]] = mapped_column(ARRAY(String(320)), server_default=text("'{}'"))
+    subject: Mapped[str | None] = mapped_column(String(998))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[list[str]] = mapped_column(ARRAY(String(998)), server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    attachments: Mapped[list[Attachment]] = relationship(lazy="raise", order_by=Attachment.id)

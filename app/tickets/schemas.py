@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.attachments.schemas import AttachmentRead, AttachmentUpload
+from app.core.types import EmailAddress
+from app.tickets.models import Channel, MessageDirection, TicketPriority, TicketStatus
+
+Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s,]+$", examples=["vip"])]
+Subject = Annotated[str, Field(min_length=1, max_length=998, examples=["Fakturaen er forkert"])]
+
+
+class ApiChannel(StrEnum):
+    """Channels a ticket can be created through the API with (mail arrives by ingestion)."""
+
+    api = Channel.api.value
+    web = Channel.web.value
+    phone = Channel.phone.value
+
+
+class CustomerRef(BaseModel):
+    """The customer by id, or by email (found, or created when new)."""
+
+    id: int | None = None
+    email: EmailAddress | None = None
+    name: str | None = Field(default=None, max_length=300)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> CustomerRef:
+        if self.id is None and self.email is None:
+            raise ValueError("give the customer's id or email")
+        return self
+
+
+class MessageCreate(BaseModel):
+    body_text: str = Field(min_length=1, max_length=1_000_000)
+    body_html: str | None = Field(default=None, max_length=5_000_000)
+    public: bool = Field(
+        default=True, description="A public reply the customer sees, or an internal note (false)."
+    )
+    direction: MessageDirection = Field(
+        default=MessageDirection.outbound,
+        description="`outbound`: an agent writes; `inbound`: record what the customer wrote.",
+    )
+    to: list[EmailAddress] | None = Field(
+        default=None, description="Recipients of a reply; the customer's address when omitted."
+    )
+    cc: list[EmailAddress] = Field(default_factory=list)
+    attachments: list[AttachmentUpload] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _notes_are_outbound(self) -> MessageCreate:
+        if not self.public and self.direction is MessageDirection.inbound:
+            raise ValueError("an internal note is written by an agent: direction must be outbound")
+        return self
+
+
+class FirstMessage(BaseModel):
+    body_text: str = Field(min_length=1, max_length=1_000_000)
+    body_html: str | None = Field(default=None, max_length=5_000_000)
+    attachments: list[AttachmentUpload] = Field(default_factory=list, max_length=50)
+
+
+class TicketCreate(BaseModel):
+    subject: Subject
+    customer: CustomerRef
+    message: FirstMessage = Field(description="What the customer wrote (the first message).")
+    channel: ApiChannel = ApiChannel.api
+    status: TicketStatus = TicketStatus.new
+    priority: TicketPriority | None = Field(
+        default=None, description="Defaults to the queue's default priority, else normal."
+    )
+    queue_id: int | None = None
+    assignee_id: int | None = None
+    team_id: int | None = None
+    category: str | None = Field(default=None, max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=100)
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class TicketUpdate(BaseModel):
+    subject: Subject | None = None
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
+    queue_id: int | None = None
+    assignee_id: int | None = None
+    team_id: int | None = None
+    category: str | None = Field(default=None, max_length=200)
+    tags: list[Tag] | None = Field(default=None, max_length=100, description="Replaces the tags.")
+    custom_fields: dict[str, Any] | None = Field(
+        default=None, description="Merged into the fields; a null value removes that field."
+    )
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> TicketUpdate:
+        for name in ("subject", "status", "priority", "tags"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class TicketSort(StrEnum):
+    created_at = "created_at"
+    created_at_desc = "-created_at"
+    updated_at = "updated_at"
+    updated_at_desc = "-updated_at"
+    number = "number"
+    number_desc = "-number"
+    priority = "priority"
+    priority_desc = "-priority"
+
+
+class TicketFilters(BaseModel):
+    status: list[TicketStatus] = Field(default_factory=list)
+    priority: list[TicketPriority] = Field(default_factory=list)
+    queue_id: int | None = None
+    assignee_id: int | None = None
+    unassigned: bool | None = None
+    customer_id: int | None = None
+    tag: list[str] = Field(default_factory=list)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_since: datetime | None = None
+    updated_before: datetime | None = None
+    visible_queue_ids: frozenset[int] | None = Field(
+        default=None, description="Set for external agents: only these queues."
+    )
+
+
+class TicketRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    number: int = Field(description="The human ticket number, as in `[#100123]`.")
+    subject: str
+    status: TicketStatus
+    priority: TicketPriority
+    channel: Channel
+    queue_id: int | None
+    assignee_id: int | None
+    team_id: int | None
+    customer_id: int
+    category: str | None
+    tags: list[str]
+    custom_fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None
+    solved_at: datetime | None
+    closed_at: datetime | None
+    version: int
+
+
+class MessageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    ticket_id: int
+    direction: MessageDirection
+    public: bool = Field(validation_alias="is_public")
+    channel: Channel
+    author_agent_id: int | None
+    author_customer_id: int | None
+    from_address: str | None
+    to: list[str] = Field(validation_alias="to_addresses")
+    cc: list[str] = Field(validation_alias="cc_addresses")
+    subject: str | None
+    body_text: str
+    body_html: str | None
+    message_id: str | None
+    in_reply_to: str | None
+    references: list[str]
+    created_at: datetime
+    attachments: list[AttachmentRead]
+
+
+class TicketWithMessages(TicketRead):
+    messages: list[MessageRead]

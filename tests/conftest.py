@@ -1,0 +1,186 @@
+"""Test fixtures: a real PostgreSQL, migrated once per run, and a rolled-back transaction per test.
+
+The database is ``TICKETRY_TEST_DATABASE_URL`` when set; otherwise the PostgreSQL on
+127.0.0.1:5432 when one answers; otherwise an embedded PostgreSQL in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from app.agents.models import Agent, AgentRole
+from app.api.deps import get_session
+from app.auth.models import ApiToken
+from app.core.config import Environment, Settings, async_database_url
+from app.core.security import hash_api_token, hash_password, new_api_token, token_display_prefix
+from app.db.embedded import start_embedded_postgres
+from app.db.migrate import upgrade_to_head
+from app.db.session import create_engine
+from app.main import create_app
+
+TEST_PASSWORD = "correct horse battery staple"
+_PASSWORD_HASH = hash_password(TEST_PASSWORD)
+
+
+def _local_postgres_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _server_url() -> str:
+    configured = os.environ.get("TICKETRY_TEST_DATABASE_URL")
+    if configured:
+        return async_database_url(configured)
+    if _local_postgres_answers():
+        return "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    folder = Path(tempfile.mkdtemp(prefix="ticketry-test-pg-"))
+    return async_database_url(str(start_embedded_postgres(folder).get_uri()))
+
+
+async def _recreate_database(server_url: str, name: str) -> str:
+    url = make_url(server_url)
+    connection = await asyncpg.connect(
+        user=url.username,
+        password=url.password,
+        host=url.host or url.query.get("host"),
+        port=url.port,
+        database=url.database,
+    )
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+    finally:
+        await connection.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> str:
+    """A fresh database for this test run (per pytest-xdist worker, if any)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return await _recreate_database(_server_url(), f"ticketry_test_{worker}")
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=5)
+    await upgrade_to_head(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One connection with an outer transaction that is rolled back after the test."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        if transaction.is_active:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """The session the app and the test share; commits become savepoints."""
+    async with AsyncSession(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    ) as session:
+        yield session
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        environment=Environment.development,
+        data_dir=tmp_path,
+        database_url="postgresql://unused@localhost/unused",
+        cors_origins=["https://spa.example.test"],
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+    app.dependency_overrides[get_session] = test_session
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ticketry.test") as client:
+        yield client
+
+
+@dataclass
+class Caller:
+    """An agent with a token, ready to make calls (plain values: they survive rollbacks)."""
+
+    id: int
+    email: str
+    role: AgentRole
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+MakeAgent = Callable[..., Awaitable[Caller]]
+
+
+@pytest.fixture
+def make_agent(session: AsyncSession) -> MakeAgent:
+    """``await make_agent("admin", email=..., scopes=[...], **agent_fields)``."""
+
+    async def make(
+        role: str | AgentRole = AgentRole.agent,
+        *,
+        scopes: list[str] | None = None,
+        **fields: Any,
+    ) -> Caller:
+        role = AgentRole(role)
+        fields.setdefault("email", f"{role.value}-{uuid.uuid4().hex[:8]}@example.test")
+        fields.setdefault("name", f"{role.value.title()} Agent")
+        agent = Agent(role=role, password_hash=_PASSWORD_HASH, **fields)
+        session.add(agent)
+        await session.flush()
+        token = new_api_token()
+        session.add(
+            ApiToken(
+                agent_id=agent.id,
+                name="test",
+                prefix=token_display_prefix(token),
+                token_hash=hash_api_token(token),
+                scopes=scopes if scopes is not None else ["read", "write"],
+            )
+        )
+        await session.flush()
+        return Caller(id=agent.id, email=agent.email, role=role, token=token)
+
+    return make
+
+
+@pytest.fixture
+async def admin(make_agent: MakeAgent) -> Caller:
+    return await make_agent(AgentRole.admin)
