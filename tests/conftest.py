@@ -119,6 +119,8 @@ async def client(settings: Settings, session: AsyncSession) -> AsyncIterator[htt
     app = create_app(settings)
 
     async def test_session() -> AsyncIterator[AsyncSession]:
+        # What the test set up through `session` is kept even if this request rolls back.
+        await session.commit()
         try:
             yield session
             await session.commit()

@@ -29,6 +29,10 @@ async def get_agent(session: AsyncSession, actor: Principal, agent_id: int) -> A
     return agent
 
 
+async def find_by_id(session: AsyncSession, agent_id: int) -> Agent | None:
+    return await repository.get(session, agent_id)
+
+
 async def find_by_email(session: AsyncSession, email: str) -> Agent | None:
     return await repository.get_by_email(session, email)
 

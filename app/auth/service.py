@@ -39,7 +39,7 @@ async def authenticate(
     if api_token.last_used_at is None or now - api_token.last_used_at > touch_interval:
         await repository.touch_token(session, api_token.id, now)
     granted = (
-        await repository.granted_queue_ids(session, agent.id)
+        await granted_queue_ids(session, agent.id)
         if agent.role is AgentRole.external
         else frozenset()
     )
@@ -53,6 +53,11 @@ async def authenticate(
         source_ip=source_ip,
         request_id=request_id,
     )
+
+
+async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[int]:
+    """The queues an external agent was granted."""
+    return await repository.granted_queue_ids(session, agent_id)
 
 
 async def _issue(

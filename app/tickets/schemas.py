@@ -115,20 +115,21 @@ class TicketSort(StrEnum):
 
 
 class TicketFilters(BaseModel):
+    """Filters of the ticket list; repeat a list parameter for several values (OR)."""
+
     status: list[TicketStatus] = Field(default_factory=list)
     priority: list[TicketPriority] = Field(default_factory=list)
     queue_id: int | None = None
     assignee_id: int | None = None
     unassigned: bool | None = None
     customer_id: int | None = None
-    tag: list[str] = Field(default_factory=list)
+    tag: list[str] = Field(default_factory=list, description="Tickets having all these tags.")
     created_after: datetime | None = None
     created_before: datetime | None = None
-    updated_since: datetime | None = None
-    updated_before: datetime | None = None
-    visible_queue_ids: frozenset[int] | None = Field(
-        default=None, description="Set for external agents: only these queues."
+    updated_since: datetime | None = Field(
+        default=None, description="For integrations: changed at or after this time."
     )
+    updated_before: datetime | None = None
 
 
 class TicketRead(BaseModel):

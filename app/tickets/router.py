@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.problems import responses
+from app.core.pagination import Page
+from app.tickets import service
+from app.tickets.models import Message, Ticket
+from app.tickets.schemas import (
+    MessageCreate,
+    MessageRead,
+    TicketCreate,
+    TicketFilters,
+    TicketRead,
+    TicketSort,
+    TicketUpdate,
+    TicketWithMessages,
+)
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+customer_history_router = APIRouter(prefix="/customers", tags=["customers"])
+
+
+def _ticket(ticket: Ticket, response: Response) -> TicketRead:
+    response.headers["ETag"] = etag(ticket.version)
+    return TicketRead.model_validate(ticket)
+
+
+def _message(message: Message) -> MessageRead:
+    return MessageRead.model_validate(message)
+
+
+@router.get("", response_model=Page[TicketRead], responses=responses(401, 403, 422))
+async def list_tickets(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    filters: Annotated[TicketFilters, Query()],
+    limit: PageLimit,
+    cursor: Cursor = None,
+    sort: TicketSort = TicketSort.created_at_desc,
+) -> Page[TicketRead]:
+    """Tickets matching the filters; external partners see their granted queues only."""
+    rows, next_cursor = await service.list_tickets(
+        session, principal, filters, sort, cursor, limit
+    )
+    return Page(items=[TicketRead.model_validate(t) for t in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "",
+    response_model=TicketRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 409, 422),
+)
+async def create_ticket(
+    session: DbSession, principal: CurrentPrincipal, body: TicketCreate, response: Response
+) -> TicketRead:
+    """Open a ticket for a customer (found or created by email) with their first message."""
+    ticket = await service.create_ticket(session, principal, body)
+    response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
+    return _ticket(ticket, response)
+
+
+@router.get("/{ticket_id}", response_model=TicketRead, responses=responses(401, 403, 404))
+async def get_ticket(
+    session: DbSession, principal: CurrentPrincipal, ticket_id: int, response: Response
+) -> TicketRead:
+    return _ticket(await service.get_ticket(session, principal, ticket_id), response)
+
+
+@router.patch(
+    "/{ticket_id}", response_model=TicketRead, responses=responses(401, 403, 404, 412, 422)
+)
+async def update_ticket(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    ticket_id: int,
+    body: TicketUpdate,
+    if_match: IfMatch,
+    response: Response,
+) -> TicketRead:
+    """Change status, priority, queue, assignee, team, category, tags or custom fields."""
+    ticket = await service.update_ticket(session, principal, ticket_id, body, if_match)
+    return _ticket(ticket, response)
+
+
+@router.get(
+    "/{ticket_id}/messages",
+    response_model=Page[MessageRead],
+    responses=responses(401, 403, 404, 422),
+)
+async def list_messages(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    ticket_id: int,
+    limit: PageLimit,
+    cursor: Cursor = None,
+) -> Page[MessageRead]:
+    """The ticket's messages and notes, oldest first."""
+    rows, next_cursor = await service.list_messages(session, principal, ticket_id, cursor, limit)
+    return Page(items=[_message(m) for m in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/{ticket_id}/messages",
+    response_model=MessageRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 404, 422),
+)
+async def add_message(
+    session: DbSession, principal: CurrentPrincipal, ticket_id: int, body: MessageCreate
+) -> MessageRead:
+    """Reply to the customer (`public: true`), add an internal note (`public: false`), or
+    record what the customer wrote (`direction: inbound`)."""
+    return _message(await service.add_message(session, principal, ticket_id, body))
+
+
+@customer_history_router.get(
+    "/{customer_id}/tickets",
+    response_model=Page[TicketWithMessages],
+    responses=responses(401, 403, 404, 422),
+)
+async def customer_history(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    customer_id: int,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Cursor = None,
+) -> Page[TicketWithMessages]:
+    """The customer's whole history: their tickets, newest first, each with its messages."""
+    rows, next_cursor = await service.customer_history(
+        session, principal, customer_id, cursor, limit
+    )
+    items = [
+        TicketWithMessages(
+            **TicketRead.model_validate(ticket).model_dump(),
+            messages=[_message(m) for m in messages],
+        )
+        for ticket, messages in rows
+    ]
+    return Page(items=items, next_cursor=next_cursor)
+
+

@@ -1,0 +1,314 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import service as agents
+from app.agents.models import AgentRole
+from app.attachments import service as attachments
+from app.attachments.models import Attachment
+from app.audit import service as audit
+from app.auth import service as auth
+from app.auth.schemas import Principal
+from app.core.clock import utcnow
+from app.core.errors import Forbidden, Invalid, NotFound, check_version
+from app.core.pagination import SortKey, next_cursor
+from app.customers import service as customers
+from app.queues import service as queues
+from app.teams import service as teams
+from app.tickets import repository
+from app.tickets.models import (
+    Channel,
+    Message,
+    MessageDirection,
+    Ticket,
+    TicketPriority,
+    TicketStatus,
+)
+from app.tickets.schemas import (
+    MessageCreate,
+    TicketCreate,
+    TicketFilters,
+    TicketRead,
+    TicketSort,
+    TicketUpdate,
+)
+
+ENTITY = "ticket"
+
+_SORT_COLUMNS = {
+    "created_at": Ticket.created_at,
+    "updated_at": Ticket.updated_at,
+    "number": Ticket.number,
+    "priority": Ticket.priority,
+}
+_OPEN_AGAIN = {TicketStatus.pending, TicketStatus.solved, TicketStatus.closed}
+
+
+def sort_key(sort: TicketSort) -> SortKey:
+    name = sort.value.removeprefix("-")
+    return SortKey(_SORT_COLUMNS[name], Ticket.id, descending=sort.value.startswith("-"))
+
+
+def _snapshot(ticket: Ticket) -> audit.Snapshot:
+    return audit.snapshot(TicketRead.model_validate(ticket))
+
+
+async def get_ticket(session: AsyncSession, actor: Principal, ticket_id: int) -> Ticket:
+    """The ticket, if it exists and the actor may see it (external agents: granted queues)."""
+    ticket = await repository.get(session, ticket_id)
+    if ticket is None or not actor.can_see_queue(ticket.queue_id):
+        raise NotFound(f"Ticket {ticket_id} does not exist.")
+    return ticket
+
+
+async def list_tickets(
+    session: AsyncSession,
+    actor: Principal,
+    filters: TicketFilters,
+    sort: TicketSort,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Ticket], str | None]:
+    visible = actor.granted_queue_ids if actor.is_external else None
+    key = sort_key(sort)
+    rows = await repository.list_tickets(session, filters, visible, key, cursor, limit)
+    return next_cursor(rows, key, limit)
+
+
+async def _check_queue(session: AsyncSession, actor: Principal, queue_id: int) -> TicketPriority:
+    queue = await queues.find_queue(session, queue_id)
+    if queue is None:
+        raise Invalid(f"Queue {queue_id} does not exist.", field="body.queue_id")
+    if not actor.can_see_queue(queue_id):
+        raise Forbidden(f"You have no grant for queue {queue_id}.")
+    return queue.default_priority
+
+
+async def _check_assignee(
+    session: AsyncSession, actor: Principal, assignee_id: int, queue_id: int | None
+) -> None:
+    agent = await agents.find_by_id(session, assignee_id)
+    if agent is None or not agent.active:
+        raise Invalid(f"Agent {assignee_id} does not exist or is inactive.", field="body.assignee_id")
+    if agent.role is AgentRole.external and queue_id not in await auth.granted_queue_ids(
+        session, agent.id
+    ):
+        raise Invalid(
+            f"Agent {assignee_id} is an external partner without a grant for this ticket's queue.",
+            field="body.assignee_id",
+        )
+    if actor.is_external and assignee_id != actor.agent_id:
+        raise Forbidden("External partners can assign tickets only to themselves.")
+
+
+async def _check_team(session: AsyncSession, team_id: int) -> None:
+    if await teams.find_team(session, team_id) is None:
+        raise Invalid(f"Team {team_id} does not exist.", field="body.team_id")
+
+
+def _apply_status(ticket: Ticket, status: TicketStatus) -> None:
+    if status == ticket.status:
+        return
+    now = utcnow()
+    ticket.status = status
+    if status is TicketStatus.solved:
+        ticket.solved_at = now
+    elif status is TicketStatus.closed:
+        ticket.closed_at = now
+        ticket.solved_at = ticket.solved_at or now
+    else:
+        ticket.solved_at = None
+        ticket.closed_at = None
+
+
+async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCreate) -> Ticket:
+    if actor.is_external and data.queue_id is None:
+        raise Invalid("External partners must create tickets in a granted queue.", field="body.queue_id")
+    default_priority = TicketPriority.normal
+    if data.queue_id is not None:
+        default_priority = await _check_queue(session, actor, data.queue_id)
+    if data.assignee_id is not None:
+        await _check_assignee(session, actor, data.assignee_id, data.queue_id)
+    if data.team_id is not None:
+        await _check_team(session, data.team_id)
+    customer = await customers.resolve_customer(
+        session, actor, customer_id=data.customer.id, email=data.customer.email,
+        name=data.customer.name,
+    )
+    ticket = Ticket(
+        subject=data.subject,
+        status=TicketStatus.new,
+        priority=data.priority or default_priority,
+        channel=Channel(data.channel.value),
+        queue_id=data.queue_id,
+        assignee_id=data.assignee_id,
+        team_id=data.team_id,
+        customer_id=customer.id,
+        category=data.category,
+        tags=sorted(set(data.tags)),
+        custom_fields=data.custom_fields,
+    )
+    _apply_status(ticket, data.status)
+    session.add(ticket)
+    await session.flush()
+    await audit.record(session, actor, "ticket.created", ENTITY, ticket.id, after=_snapshot(ticket))
+    message = Message(
+        ticket_id=ticket.id,
+        direction=MessageDirection.inbound,
+        is_public=True,
+        channel=ticket.channel,
+        author_customer_id=customer.id,
+        from_address=await customers.primary_email(session, customer.id),
+        to_addresses=[],
+        cc_addresses=[],
+        subject=data.subject,
+        body_text=data.message.body_text,
+        body_html=data.message.body_html,
+        references=[],
+        attachments=await attachments.store(session, data.message.attachments),
+    )
+    await _save_message(session, actor, message)
+    return ticket
+
+
+async def _save_message(session: AsyncSession, actor: Principal, message: Message) -> None:
+    session.add(message)
+    await session.flush()
+    await audit.record(
+        session, actor, "message.created", "message", message.id,
+        after={
+            "ticket_id": message.ticket_id,
+            "direction": message.direction.value,
+            "public": message.is_public,
+            "attachments": len(message.attachments),
+        },
+    )
+
+
+async def update_ticket(
+    session: AsyncSession,
+    actor: Principal,
+    ticket_id: int,
+    changes: TicketUpdate,
+    expected_version: int | None,
+) -> Ticket:
+    ticket = await get_ticket(session, actor, ticket_id)
+    check_version(ticket.version, expected_version)
+    values: dict[str, Any] = changes.model_dump(exclude_unset=True)
+    if "queue_id" in values and values["queue_id"] != ticket.queue_id:
+        if values["queue_id"] is None:
+            if actor.is_external:
+                raise Forbidden("External partners cannot take a ticket out of its queue.")
+        else:
+            await _check_queue(session, actor, values["queue_id"])
+    if values.get("assignee_id") is not None and values["assignee_id"] != ticket.assignee_id:
+        await _check_assignee(
+            session, actor, values["assignee_id"], values.get("queue_id", ticket.queue_id)
+        )
+    if values.get("team_id") is not None:
+        await _check_team(session, values["team_id"])
+    before = _snapshot(ticket)
+    if "status" in values:
+        _apply_status(ticket, values.pop("status"))
+    if "custom_fields" in values:
+        merged = {**ticket.custom_fields, **(values.pop("custom_fields") or {})}
+        ticket.custom_fields = {k: v for k, v in merged.items() if v is not None}
+    if "tags" in values:
+        ticket.tags = sorted(set(values.pop("tags")))
+    for field, value in values.items():
+        setattr(ticket, field, value)
+    await session.flush()
+    await audit.record(
+        session, actor, "ticket.updated", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
+    )
+    return ticket
+
+
+async def add_message(
+    session: AsyncSession, actor: Principal, ticket_id: int, data: MessageCreate
+) -> Message:
+    """A reply, an internal note, or a recorded customer message; moves the ticket on."""
+    ticket = await get_ticket(session, actor, ticket_id)
+    before = _snapshot(ticket)
+    customer_email = await customers.primary_email(session, ticket.customer_id)
+    inbound = data.direction is MessageDirection.inbound
+    is_reply = data.public and not inbound
+    recipients: list[str] = []
+    if is_reply:
+        recipients = data.to if data.to is not None else [customer_email] if customer_email else []
+    message = Message(
+        ticket_id=ticket.id,
+        direction=data.direction,
+        is_public=data.public,
+        # A reply travels by mail when it has recipients; all else is recorded through the API.
+        channel=Channel.email if recipients else Channel.api,
+        author_agent_id=None if inbound else actor.agent_id,
+        author_customer_id=ticket.customer_id if inbound else None,
+        from_address=customer_email if inbound else None,
+        to_addresses=recipients,
+        cc_addresses=data.cc if is_reply else [],
+        subject=ticket.subject,
+        body_text=data.body_text,
+        body_html=data.body_html,
+        references=[],
+        attachments=await attachments.store(session, data.attachments),
+    )
+    await _save_message(session, actor, message)
+    if inbound and ticket.status in _OPEN_AGAIN:
+        _apply_status(ticket, TicketStatus.open)
+    elif is_reply:
+        ticket.first_response_at = ticket.first_response_at or utcnow()
+        if ticket.status is TicketStatus.new:
+            _apply_status(ticket, TicketStatus.open)
+    # A new message is a change of the ticket for anyone syncing by updated_at.
+    ticket.updated_at = func.now()
+    await session.flush()
+    await audit.record(
+        session, actor, "ticket.updated", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
+    )
+    return message
+
+
+async def list_messages(
+    session: AsyncSession, actor: Principal, ticket_id: int, cursor: str | None, limit: int
+) -> tuple[list[Message], str | None]:
+    await get_ticket(session, actor, ticket_id)
+    key = SortKey(Message.id, Message.id, descending=False)
+    rows = await repository.list_messages(
+        session, [ticket_id], public_only=actor.is_external, key=key, cursor=cursor, limit=limit
+    )
+    return next_cursor(rows, key, limit)
+
+
+async def customer_history(
+    session: AsyncSession, actor: Principal, customer_id: int, cursor: str | None, limit: int
+) -> tuple[list[tuple[Ticket, list[Message]]], str | None]:
+    """Every ticket of the customer, newest first, each with all its messages."""
+    await customers.get_customer(session, actor, customer_id)
+    tickets, cursor_out = await list_tickets(
+        session, actor, TicketFilters(customer_id=customer_id), TicketSort.created_at_desc,
+        cursor, limit,
+    )
+    messages = await repository.list_messages(
+        session, [t.id for t in tickets], public_only=actor.is_external
+    )
+    by_ticket: dict[int, list[Message]] = {t.id: [] for t in tickets}
+    for message in messages:
+        by_ticket[message.ticket_id].append(message)
+    return [(t, by_ticket[t.id]) for t in tickets], cursor_out
+
+
+async def get_attachment(session: AsyncSession, actor: Principal, attachment_id: int) -> Attachment:
+    """An attachment, if the actor may see its ticket and message."""
+    attachment = await attachments.get(session, attachment_id)
+    message = await repository.get_message(session, attachment.message_id)
+    if message is None or (actor.is_external and not message.is_public):
+        raise NotFound(f"Attachment {attachment_id} does not exist.")
+    try:
+        await get_ticket(session, actor, message.ticket_id)
+    except NotFound:
+        raise NotFound(f"Attachment {attachment_id} does not exist.") from None
+    return attachment
