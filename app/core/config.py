@@ -42,25 +42,57 @@ class Settings(BaseSettings):
         env_prefix="TICKETRY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    environment: Environment = Environment.development
+    environment: Environment = Field(
+        default=Environment.development,
+        description="`production` refuses to start without TICKETRY_SECRET_KEY.",
+    )
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("TICKETRY_DATABASE_URL", "DATABASE_URL"),
         description="PostgreSQL URL; when unset an embedded PostgreSQL runs in the data folder.",
     )
-    data_dir: Path = Path("var")
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Folder for local state: the embedded PostgreSQL, the development secret key.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs and encrypts; required in production, generated in development.",
     )
-    log_level: LogLevel = LogLevel.info
-    public_base_url: str = "http://localhost:8000"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    cors_origins: list[str] = Field(default_factory=list)
-    token_default_days: int = Field(default=90, ge=1)
-    login_token_hours: int = Field(default=12, ge=1)
-    db_pool_size: int = Field(default=10, ge=1)
+    log_level: LogLevel = Field(default=LogLevel.info, description="DEBUG, INFO, WARNING or ERROR.")
+    public_base_url: str = Field(
+        default="http://localhost:8000",
+        description="The address clients use to reach the service, for links it hands out.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface `ticketry serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `ticketry serve` listens on.")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Comma-separated addresses of reverse proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto headers are trusted; `*` trusts every peer."
+        ),
+    )
+    shutdown_grace_seconds: int = Field(
+        default=30,
+        ge=1,
+        description="On SIGTERM or Ctrl+C, how long requests in flight may take to finish.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Browser origins allowed to call the API, as JSON: `["https://app.example"]`.',
+    )
+    token_default_days: int = Field(
+        default=90, ge=1, description="Lifetime of an API token created without an expiry."
+    )
+    login_token_hours: int = Field(
+        default=12, ge=1, description="Lifetime of the token `POST /api/v1/auth/login` returns."
+    )
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="Database connections kept per process (as many again on bursts).",
+    )
 
     @field_validator("database_url")
     @classmethod
