@@ -4,7 +4,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
 
@@ -16,6 +16,11 @@ class Organisation(IdMixin, TimestampMixin, VersionedMixin, Base):
     name: Mapped[str] = mapped_column(String(300), index=True)
     domains: Mapped[list[str]] = mapped_column(ARRAY(String(253)), server_default=text("'{}'"))
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+    # passive_deletes: the database's ON DELETE CASCADE removes the rows on delete.
+    external_ids: Mapped[list[OrganisationExternalId]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
+    )
 
 
 class OrganisationExternalId(Base):

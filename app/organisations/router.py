@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.problems import responses
+from app.core.pagination import Page
+from app.organisations import service
+from app.organisations.models import Organisation
+from app.organisations.schemas import (
+    ExternalIdValue,
+    MailDomain,
+    OrganisationCreate,
+    OrganisationRead,
+    OrganisationUpdate,
+    SystemName,
+)
+
+router = APIRouter(prefix="/organisations", tags=["organisations"])
+
+
+def _read(organisation: Organisation, response: Response) -> OrganisationRead:
+    response.headers["ETag"] = etag(organisation.version)
+    return OrganisationRead.model_validate(organisation)
+
+
+@router.get("", response_model=Page[OrganisationRead], responses=responses(401, 403, 422))
+async def list_organisations(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    limit: PageLimit,
+    cursor: Cursor = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=300, description="Part of the name.")
+    ] = None,
+    domain: Annotated[MailDomain | None, Query(description="Has this mail domain.")] = None,
+) -> Page[OrganisationRead]:
+    """List organisations (agent role or higher)."""
+    rows, next_cursor = await service.list_organisations(
+        session, principal, q=q, domain=domain, cursor=cursor, limit=limit
+    )
+    return Page(items=[OrganisationRead.model_validate(o) for o in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "",
+    response_model=OrganisationRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 409, 422),
+)
+async def create_organisation(
+    session: DbSession, principal: CurrentPrincipal, body: OrganisationCreate, response: Response
+) -> OrganisationRead:
+    """Create an organisation (supervisor or higher)."""
+    return _read(await service.create_organisation(session, principal, body), response)
+
+
+@router.get(
+    "/lookup", response_model=OrganisationRead, responses=responses(401, 403, 404, 409, 422)
+)
+async def lookup_organisation(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    response: Response,
+    domain: MailDomain | None = None,
+    system: SystemName | None = None,
+    external_id: ExternalIdValue | None = None,
+) -> OrganisationRead:
+    """Find the organisation by mail `domain`, or by `system` and `external_id`; 409 when
+    several organisations share the domain."""
+    organisation = await service.lookup_organisation(
+        session, principal, domain=domain, system=system, external_id=external_id
+    )
+    return _read(organisation, response)
+
+
+@router.get(
+    "/{organisation_id}", response_model=OrganisationRead, responses=responses(401, 403, 404)
+)
+async def get_organisation(
+    session: DbSession, principal: CurrentPrincipal, organisation_id: int, response: Response
+) -> OrganisationRead:
+    return _read(await service.get_organisation(session, principal, organisation_id), response)
+
+
+@router.patch(
+    "/{organisation_id}",
+    response_model=OrganisationRead,
+    responses=responses(401, 403, 404, 409, 412, 422),
+)
+async def update_organisation(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    organisation_id: int,
+    body: OrganisationUpdate,
+    if_match: IfMatch,
+    response: Response,
+) -> OrganisationRead:
+    """Change an organisation (supervisor or higher); lists and objects given replace the
+    stored ones."""
+    organisation = await service.update_organisation(
+        session, principal, organisation_id, body, if_match
+    )
+    return _read(organisation, response)
+
+
+@router.delete(
+    "/{organisation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404, 412),
+)
+async def delete_organisation(
+    session: DbSession, principal: CurrentPrincipal, organisation_id: int, if_match: IfMatch
+) -> None:
+    """Delete an organisation (supervisor or higher); its customers stay, without one."""
+    await service.delete_organisation(session, principal, organisation_id, if_match)

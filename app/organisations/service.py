@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeVar
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents.models import AgentRole
+from app.audit import service as audit
+from app.auth.schemas import Principal
+from app.core.errors import Conflict, Invalid, NotFound, check_version
+from app.core.pagination import SortKey, next_cursor
+from app.db.base import TimestampMixin
+from app.organisations import repository
+from app.organisations.models import Organisation, OrganisationExternalId
+from app.organisations.schemas import OrganisationCreate, OrganisationRead, OrganisationUpdate
+
+ENTITY = "organisation"
+_AMBIGUOUS_SHOWN = 10
+
+
+class ExternalIdRow(Protocol):
+    @property
+    def system(self) -> str: ...
+
+    @property
+    def external_id(self) -> str: ...
+
+
+RowT = TypeVar("RowT", bound=ExternalIdRow)
+
+
+def sync_external_ids(
+    rows: list[RowT],
+    wanted: Mapping[str, str],
+    *,
+    owners: Mapping[tuple[str, str], int],
+    entity: str,
+    entity_id: int | None,
+    make: Callable[[str, str], RowT],
+) -> bool:
+    """Make the relationship collection ``rows`` hold exactly ``wanted`` (system -> id).
+
+    ``owners`` tells who holds each wanted id already (from the repository); an id held by
+    another ``entity`` is a conflict. Returns whether anything changed.
+    """
+    for (system, external_id), owner in sorted(owners.items()):
+        if owner != entity_id:
+            raise Conflict(
+                f"The {system} id {external_id!r} belongs to {entity} {owner} already.",
+                **{f"{entity}_id": owner},
+            )
+    kept = {(r.system, r.external_id) for r in rows if wanted.get(r.system) == r.external_id}
+    removed = [row for row in rows if (row.system, row.external_id) not in kept]
+    for row in removed:
+        rows.remove(row)
+    added = [make(system, value) for system, value in wanted.items() if (system, value) not in kept]
+    rows.extend(added)
+    return bool(removed or added)
+
+
+def touch(entity: TimestampMixin) -> None:
+    """Mark a row updated when only its child rows changed, so its version (ETag) and
+    ``updated_at`` move: the ORM bumps the version only when the row itself is updated."""
+    entity.updated_at = func.now()
+
+
+def _snapshot(organisation: Organisation) -> audit.Snapshot:
+    return audit.snapshot(OrganisationRead.model_validate(organisation))
+
+
+async def _get(session: AsyncSession, organisation_id: int) -> Organisation:
+    organisation = await repository.get(session, organisation_id)
+    if organisation is None:
+        raise NotFound(f"Organisation {organisation_id} does not exist.")
+    return organisation
+
+
+async def _set_external_ids(
+    session: AsyncSession, organisation: Organisation, wanted: Mapping[str, str]
+) -> bool:
+    return sync_external_ids(
+        organisation.external_ids,
+        wanted,
+        owners=await repository.external_id_owners(session, wanted.items()),
+        entity=ENTITY,
+        entity_id=organisation.id,
+        make=lambda system, value: OrganisationExternalId(system=system, external_id=value),
+    )
+
+
+async def get_organisation(
+    session: AsyncSession, actor: Principal, organisation_id: int
+) -> Organisation:
+    actor.require(AgentRole.agent)
+    return await _get(session, organisation_id)
+
+
+async def organisation_exists(session: AsyncSession, organisation_id: int) -> bool:
+    return await repository.exists(session, organisation_id)
+
+
+async def organisation_id_for_domain(session: AsyncSession, domain: str) -> int | None:
+    """The organisation with this mail domain, when exactly one has it."""
+    ids = await repository.ids_with_domain(session, domain, limit=2)
+    return ids[0] if len(ids) == 1 else None
+
+
+async def list_organisations(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    q: str | None,
+    domain: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Organisation], str | None]:
+    actor.require(AgentRole.agent)
+    key = SortKey(Organisation.id, Organisation.id, descending=False)
+    rows = await repository.list_organisations(
+        session, q=q, domain=domain, key=key, cursor=cursor, limit=limit
+    )
+    return next_cursor(rows, key, limit)
+
+
+async def lookup_organisation(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    domain: str | None,
+    system: str | None,
+    external_id: str | None,
+) -> Organisation:
+    """By mail domain, or by the id in another system."""
+    actor.require(AgentRole.agent)
+    if domain is not None and system is None and external_id is None:
+        ids = await repository.ids_with_domain(session, domain, limit=_AMBIGUOUS_SHOWN)
+        if not ids:
+            raise NotFound(f"No organisation has the domain {domain}.")
+        if len(ids) > 1:
+            raise Conflict(
+                f"Several organisations have the domain {domain}: "
+                f"{', '.join(map(str, ids))}; look one up by id instead.",
+                organisation_ids=ids,
+            )
+        return await _get(session, ids[0])
+    if domain is None and system is not None and external_id is not None:
+        organisation = await repository.get_by_external_id(session, system, external_id)
+        if organisation is None:
+            raise NotFound(f"No organisation has the {system} id {external_id!r}.")
+        return organisation
+    raise Invalid("Look up by `domain`, or by both `system` and `external_id`.", field="query")
+
+
+async def create_organisation(
+    session: AsyncSession, actor: Principal, data: OrganisationCreate
+) -> Organisation:
+    actor.require(AgentRole.supervisor)
+    organisation = Organisation(
+        name=data.name, domains=data.domains, attributes=data.attributes, external_ids=[]
+    )
+    await _set_external_ids(session, organisation, data.external_ids)
+    session.add(organisation)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "organisation.created",
+        ENTITY,
+        organisation.id,
+        after=_snapshot(organisation),
+    )
+    return organisation
+
+
+async def update_organisation(
+    session: AsyncSession,
+    actor: Principal,
+    organisation_id: int,
+    changes: OrganisationUpdate,
+    expected_version: int | None,
+) -> Organisation:
+    actor.require(AgentRole.supervisor)
+    organisation = await _get(session, organisation_id)
+    check_version(organisation.version, expected_version)
+    before = _snapshot(organisation)
+    values = changes.model_dump(exclude_unset=True)
+    external_ids = values.pop("external_ids", None)
+    for field, value in values.items():
+        setattr(organisation, field, value)
+    if external_ids is not None and await _set_external_ids(session, organisation, external_ids):
+        touch(organisation)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "organisation.updated",
+        ENTITY,
+        organisation.id,
+        before=before,
+        after=_snapshot(organisation),
+    )
+    return organisation
+
+
+async def delete_organisation(
+    session: AsyncSession, actor: Principal, organisation_id: int, expected_version: int | None
+) -> None:
+    """Delete an organisation; its customers stay, unlinked (the foreign key sets NULL)."""
+    actor.require(AgentRole.supervisor)
+    organisation = await _get(session, organisation_id)
+    check_version(organisation.version, expected_version)
+    before = _snapshot(organisation)
+    await session.delete(organisation)
+    await session.flush()
+    await audit.record(
+        session, actor, "organisation.deleted", ENTITY, organisation_id, before=before
+    )
