@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import array, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.pagination import SortKey, paginate
+from app.queues.models import Queue, queue_grants
+
+
+async def get(session: AsyncSession, queue_id: int) -> Queue | None:
+    return await session.get(Queue, queue_id)
+
+
+async def get_by_name(session: AsyncSession, name: str) -> Queue | None:
+    return await session.scalar(select(Queue).where(Queue.name == name))
+
+
+async def list_queues(
+    session: AsyncSession,
+    *,
+    only_ids: Collection[int] | None,
+    key: SortKey,
+    cursor: str | None,
+    limit: int,
+) -> list[Queue]:
+    statement = select(Queue)
+    if only_ids is not None:
+        statement = statement.where(Queue.id.in_(only_ids))
+    return list(await session.scalars(paginate(statement, key, cursor, limit)))
+
+
+async def lock_addresses(session: AsyncSession, addresses: Collection[str]) -> None:
+    """Serialise writers of the same inbound addresses until the transaction ends.
+
+    No constraint can keep an address in one queue's array only, so a check-then-write could
+    race; a transaction-scoped advisory lock per address closes that gap. Sorted, so two
+    writers locking overlapping sets cannot deadlock.
+    """
+    for address in sorted(set(addresses)):
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext("queue-address:" + address)))
+        )
+
+
+async def find_address_owners(
+    session: AsyncSession, addresses: Collection[str], *, exclude_id: int | None
+) -> list[Queue]:
+    """Queues (other than ``exclude_id``) that hold any of the addresses."""
+    statement = (
+        select(Queue)
+        .where(Queue.inbound_addresses.overlap(array(list(addresses))))
+        .order_by(Queue.id)
+    )
+    if exclude_id is not None:
+        statement = statement.where(Queue.id != exclude_id)
+    return list(await session.scalars(statement))
+
+
+async def list_grants(session: AsyncSession, queue_id: int) -> list[int]:
+    return list(
+        await session.scalars(
+            select(queue_grants.c.agent_id)
+            .where(queue_grants.c.queue_id == queue_id)
+            .order_by(queue_grants.c.agent_id)
+        )
+    )
+
+
+async def add_grant(session: AsyncSession, queue_id: int, agent_id: int) -> bool:
+    """Grant the queue to the agent; False when it was granted already."""
+    added = await session.scalar(
+        insert(queue_grants)
+        .values(queue_id=queue_id, agent_id=agent_id)
+        .on_conflict_do_nothing()
+        .returning(queue_grants.c.agent_id)
+    )
+    return added is not None
+
+
+async def remove_grant(session: AsyncSession, queue_id: int, agent_id: int) -> bool:
+    """Withdraw the grant; False when there was none."""
+    removed = await session.scalar(
+        delete(queue_grants)
+        .where(queue_grants.c.queue_id == queue_id, queue_grants.c.agent_id == agent_id)
+        .returning(queue_grants.c.agent_id)
+    )
+    return removed is not None

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from app.agents.schemas import SkillLevel
+from app.core.types import EmailAddress
+from app.tickets.models import TicketPriority
+
+QueueName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(examples=["Kundeservice Århus"]),
+]
+Description = Annotated[str, Field(max_length=10_000)]
+SkillName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def _without_repeats(addresses: list[str]) -> list[str]:
+    # After normalisation "Støtte@X.dk" and "støtte@x.dk" are one address: keep it once.
+    return list(dict.fromkeys(addresses))
+
+
+InboundAddresses = Annotated[
+    list[EmailAddress],
+    Field(
+        max_length=100,
+        description="Mail to these addresses lands in this queue; an address belongs to one "
+        "queue only.",
+        examples=[["støtte@example.dk"]],
+    ),
+    AfterValidator(_without_repeats),
+]
+RequiredSkills = Annotated[
+    dict[SkillName, SkillLevel],
+    Field(description="Skill name to the level 1-5 an agent needs.", examples=[{"billing": 3}]),
+]
+
+
+class QueueCreate(BaseModel):
+    name: QueueName
+    description: Description | None = None
+    inbound_addresses: InboundAddresses = Field(default_factory=list)
+    default_priority: TicketPriority = TicketPriority.normal
+    required_skills: RequiredSkills = Field(default_factory=dict)
+    team_id: int | None = None
+
+
+class QueueUpdate(BaseModel):
+    name: QueueName | None = None
+    description: Description | None = Field(default=None, description="null clears it.")
+    inbound_addresses: InboundAddresses | None = Field(default=None, description="Replaces them.")
+    default_priority: TicketPriority | None = None
+    required_skills: RequiredSkills | None = Field(default=None, description="Replaces them.")
+    team_id: int | None = Field(default=None, description="null detaches the queue from its team.")
+
+    @field_validator("name", "inbound_addresses", "default_priority", "required_skills")
+    @classmethod
+    def _stays_set(cls, value: Any) -> Any:
+        # Runs only for fields that were sent: absent means "unchanged", null is a mistake.
+        if value is None:
+            raise ValueError("this field cannot be null")
+        return value
+
+
+class QueueRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str | None
+    inbound_addresses: list[str]
+    default_priority: TicketPriority
+    required_skills: dict[str, int]
+    team_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    version: int

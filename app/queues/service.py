@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import service as agents
+from app.agents.models import AgentRole
+from app.audit import service as audit
+from app.auth.schemas import Principal
+from app.core.errors import Conflict, Invalid, NotFound, check_version
+from app.core.pagination import SortKey, next_cursor
+from app.queues import repository
+from app.queues.models import Queue
+from app.queues.schemas import QueueCreate, QueueRead, QueueUpdate
+from app.teams import service as teams
+
+ENTITY = "queue"
+_BY_NAME = SortKey(Queue.name, Queue.id, descending=False)
+
+
+def _snapshot(queue: Queue) -> audit.Snapshot:
+    return audit.snapshot(QueueRead.model_validate(queue))
+
+
+async def find_queue(session: AsyncSession, queue_id: int) -> Queue | None:
+    """The queue, without a permission check: for ingestion, routing and reference checks."""
+    return await repository.get(session, queue_id)
+
+
+async def get_queue(session: AsyncSession, actor: Principal, queue_id: int) -> Queue:
+    """The queue, if the actor may see it; a hidden queue is reported as missing, so an
+    external agent learns nothing about queues it has no grant for."""
+    queue = await repository.get(session, queue_id)
+    if queue is None or not actor.can_see_queue(queue.id):
+        raise NotFound(f"Queue {queue_id} does not exist.")
+    return queue
+
+
+async def list_queues(
+    session: AsyncSession, actor: Principal, *, cursor: str | None, limit: int
+) -> tuple[list[Queue], str | None]:
+    # The query form of `can_see_queue`: external agents see their granted queues only.
+    only_ids = actor.granted_queue_ids if actor.is_external else None
+    rows = await repository.list_queues(
+        session, only_ids=only_ids, key=_BY_NAME, cursor=cursor, limit=limit
+    )
+    return next_cursor(rows, _BY_NAME, limit)
+
+
+async def _check_name_free(session: AsyncSession, name: str, queue_id: int | None) -> None:
+    # The unique constraint would refuse it too, but only with an anonymous 409 at flush.
+    other = await repository.get_by_name(session, name)
+    if other is not None and other.id != queue_id:
+        raise Conflict(f"A queue named {name!r} exists already (id {other.id}).", queue_id=other.id)
+
+
+async def _check_addresses_free(
+    session: AsyncSession, addresses: list[str], queue_id: int | None
+) -> None:
+    if not addresses:
+        return
+    await repository.lock_addresses(session, addresses)
+    owners = await repository.find_address_owners(session, addresses, exclude_id=queue_id)
+    if owners:
+        other = owners[0]
+        taken = sorted(set(addresses) & set(other.inbound_addresses))
+        raise Conflict(
+            f"The address {', '.join(taken)} belongs to the queue {other.name!r} "
+            f"(id {other.id}) already; remove it there first.",
+            queue_id=other.id,
+            addresses=taken,
+        )
+
+
+async def _check_team_exists(session: AsyncSession, team_id: int | None) -> None:
+    if team_id is not None and await teams.find_team(session, team_id) is None:
+        raise Invalid(f"Team {team_id} does not exist.", field="body.team_id")
+
+
+async def create_queue(session: AsyncSession, actor: Principal, data: QueueCreate) -> Queue:
+    actor.require(AgentRole.admin)
+    await _check_name_free(session, data.name, None)
+    await _check_addresses_free(session, data.inbound_addresses, None)
+    await _check_team_exists(session, data.team_id)
+    queue = Queue(**data.model_dump())
+    session.add(queue)
+    await session.flush()
+    await audit.record(session, actor, "queue.created", ENTITY, queue.id, after=_snapshot(queue))
+    return queue
+
+
+async def update_queue(
+    session: AsyncSession,
+    actor: Principal,
+    queue_id: int,
+    changes: QueueUpdate,
+    expected_version: int | None,
+) -> Queue:
+    actor.require(AgentRole.admin)
+    queue = await get_queue(session, actor, queue_id)
+    check_version(queue.version, expected_version)
+    values = changes.model_dump(exclude_unset=True)
+    if "name" in values:
+        await _check_name_free(session, values["name"], queue.id)
+    if "inbound_addresses" in values:
+        await _check_addresses_free(session, values["inbound_addresses"], queue.id)
+    if "team_id" in values:
+        await _check_team_exists(session, values["team_id"])
+    before = _snapshot(queue)
+    for field, value in values.items():
+        setattr(queue, field, value)
+    await session.flush()
+    await audit.record(
+        session, actor, "queue.updated", ENTITY, queue.id, before=before, after=_snapshot(queue)
+    )
+    return queue
+
+
+async def delete_queue(
+    session: AsyncSession, actor: Principal, queue_id: int, expected_version: int | None
+) -> None:
+    """Delete the queue; its tickets stay, without a queue (the foreign key sets it NULL),
+    and its grants go with it."""
+    actor.require(AgentRole.admin)
+    queue = await get_queue(session, actor, queue_id)
+    check_version(queue.version, expected_version)
+    before = _snapshot(queue)
+    await session.delete(queue)
+    await session.flush()
+    await audit.record(session, actor, "queue.deleted", ENTITY, queue_id, before=before)
+
+
+async def list_grants(session: AsyncSession, actor: Principal, queue_id: int) -> list[int]:
+    """Ids of the external agents granted the queue (internal staff only: a partner should
+    not learn who else works the queue)."""
+    actor.require(AgentRole.agent)
+    queue = await get_queue(session, actor, queue_id)
+    return await repository.list_grants(session, queue.id)
+
+
+async def add_grant(
+    session: AsyncSession, actor: Principal, queue_id: int, agent_id: int
+) -> list[int]:
+    """Let an external agent work the queue (idempotent); returns the granted agent ids."""
+    actor.require(AgentRole.admin)
+    queue = await get_queue(session, actor, queue_id)
+    agent = await agents.get_agent(session, actor, agent_id)
+    if agent.role is not AgentRole.external:
+        raise Invalid(
+            f"Agent {agent_id} has the {agent.role.value} role, which sees every queue; "
+            "grants are only for external agents.",
+            field="path.agent_id",
+        )
+    if await repository.add_grant(session, queue.id, agent.id):
+        await audit.record(
+            session, actor, "queue.grant_added", ENTITY, queue.id, after={"agent_id": agent.id}
+        )
+    return await repository.list_grants(session, queue.id)
+
+
+async def remove_grant(
+    session: AsyncSession, actor: Principal, queue_id: int, agent_id: int
+) -> None:
+    actor.require(AgentRole.admin)
+    queue = await get_queue(session, actor, queue_id)
+    if not await repository.remove_grant(session, queue.id, agent_id):
+        raise NotFound(f"Agent {agent_id} has no grant for queue {queue_id}.")
+    await audit.record(
+        session, actor, "queue.grant_removed", ENTITY, queue.id, before={"agent_id": agent_id}
+    )
