@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
 
@@ -21,6 +21,17 @@ class Customer(IdMixin, TimestampMixin, VersionedMixin, Base):
     )
     language: Mapped[str | None] = mapped_column(String(16))
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+    # passive_deletes: the database's ON DELETE CASCADE removes the rows on delete.
+    emails: Mapped[list[CustomerEmail]] = relationship(
+        order_by="CustomerEmail.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="raise",
+    )
+    external_ids: Mapped[list[CustomerExternalId]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
+    )
 
 
 class CustomerEmail(IdMixin, Base):

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.problems import responses
+from app.core.pagination import Page
+from app.core.types import EmailAddress
+from app.customers import service
+from app.customers.models import Customer
+from app.customers.schemas import CustomerCreate, CustomerNumber, CustomerRead, CustomerUpdate
+from app.organisations.schemas import ExternalIdValue, SystemName
+
+router = APIRouter(prefix="/customers", tags=["customers"])
+
+
+def _read(customer: Customer, response: Response) -> CustomerRead:
+    response.headers["ETag"] = etag(customer.version)
+    return CustomerRead.model_validate(customer)
+
+
+@router.get("", response_model=Page[CustomerRead], responses=responses(401, 403, 422))
+async def list_customers(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    limit: PageLimit,
+    cursor: Cursor = None,
+    email: Annotated[EmailAddress | None, Query(description="Has this address.")] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=300, description="Part of the name or of an address."),
+    ] = None,
+    organisation_id: int | None = None,
+    customer_number: CustomerNumber | None = None,
+) -> Page[CustomerRead]:
+    """List customers (agent role or higher)."""
+    rows, next_cursor = await service.list_customers(
+        session,
+        principal,
+        email=email,
+        q=q,
+        organisation_id=organisation_id,
+        customer_number=customer_number,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=[CustomerRead.model_validate(c) for c in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "",
+    response_model=CustomerRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 409, 422),
+)
+async def create_customer(
+    session: DbSession, principal: CurrentPrincipal, body: CustomerCreate, response: Response
+) -> CustomerRead:
+    """Create a customer (agent role or higher); without `organisation_id` it is linked to the
+    organisation of its primary address's domain, when exactly one has that domain."""
+    return _read(await service.create_customer(session, principal, body), response)
+
+
+@router.get("/lookup", response_model=CustomerRead, responses=responses(401, 403, 404, 422))
+async def lookup_customer(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    response: Response,
+    email: EmailAddress | None = None,
+    system: SystemName | None = None,
+    external_id: ExternalIdValue | None = None,
+) -> CustomerRead:
+    """Find the customer by `email`, or by `system` and `external_id`."""
+    customer = await service.lookup_customer(
+        session, principal, email=email, system=system, external_id=external_id
+    )
+    return _read(customer, response)
+
+
+@router.get("/{customer_id}", response_model=CustomerRead, responses=responses(401, 403, 404))
+async def get_customer(
+    session: DbSession, principal: CurrentPrincipal, customer_id: int, response: Response
+) -> CustomerRead:
+    return _read(await service.get_customer(session, principal, customer_id), response)
+
+
+@router.patch(
+    "/{customer_id}",
+    response_model=CustomerRead,
+    responses=responses(401, 403, 404, 409, 412, 422),
+)
+async def update_customer(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    customer_id: int,
+    body: CustomerUpdate,
+    if_match: IfMatch,
+    response: Response,
+) -> CustomerRead:
+    """Change a customer (agent role or higher)."""
+    customer = await service.update_customer(session, principal, customer_id, body, if_match)
+    return _read(customer, response)
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404, 409, 412),
+)
+async def delete_customer(
+    session: DbSession, principal: CurrentPrincipal, customer_id: int, if_match: IfMatch
+) -> None:
+    """Delete a customer (supervisor or higher); refused (409) while they have tickets."""
+    await service.delete_customer(session, principal, customer_id, if_match)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from app.agents.schemas import LanguageTag
+from app.core.types import EmailAddress
+from app.organisations.schemas import (
+    ExternalIds,
+    external_ids_as_dict,
+    reject_null,
+    unique_in_order,
+)
+
+Emails = Annotated[
+    list[EmailAddress],
+    Field(
+        max_length=50,
+        description="The customer's addresses, the primary one first; an address belongs to one "
+        "customer only.",
+        examples=[["åse@blåbær.dk"]],
+    ),
+    AfterValidator(unique_in_order),
+]
+Name = Annotated[str, Field(min_length=1, max_length=300, examples=["Åse Kjærgård"])]
+Phone = Annotated[str, Field(min_length=1, max_length=50, examples=["+45 12 34 56 78"])]
+CustomerNumber = Annotated[str, Field(min_length=1, max_length=100, examples=["K-1042"])]
+
+
+class CustomerCreate(BaseModel):
+    name: Name | None = None
+    emails: Annotated[Emails, Field(min_length=1)]
+    phone: Phone | None = None
+    customer_number: CustomerNumber | None = None
+    external_ids: ExternalIds = Field(default_factory=dict)
+    organisation_id: int | None = Field(
+        default=None,
+        description="Left out: the organisation whose domains include the primary address's "
+        "domain, when exactly one does. `null`: no organisation.",
+    )
+    language: LanguageTag | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerUpdate(BaseModel):
+    """Fields left out stay; `null` clears the optional ones."""
+
+    name: Name | None = None
+    emails: Emails | None = Field(default=None, description="Replaces the addresses, in order.")
+    phone: Phone | None = None
+    customer_number: CustomerNumber | None = None
+    external_ids: ExternalIds | None = Field(
+        default=None, description="Replaces all external ids; `{}` removes them."
+    )
+    organisation_id: int | None = None
+    language: LanguageTag | None = None
+    attributes: dict[str, Any] | None = Field(default=None, description="Replaces the object.")
+
+    _present_fields_not_null = field_validator("emails", "external_ids", "attributes")(reject_null)
+
+
+class CustomerRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str | None
+    emails: list[str] = Field(description="The primary address first.")
+    phone: str | None
+    customer_number: str | None
+    external_ids: dict[str, str]
+    organisation_id: int | None
+    language: str | None
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    _external_ids = field_validator("external_ids", mode="before")(external_ids_as_dict)
+
+    @field_validator("emails", mode="before")
+    @classmethod
+    def _addresses(cls, value: Any) -> Any:
+        """The ORM's address rows (ordered by position) as plain addresses."""
+        return [row if isinstance(row, str) else row.email for row in value]

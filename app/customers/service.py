@@ -1,0 +1,279 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents.models import AgentRole
+from app.audit import service as audit
+from app.auth.schemas import Principal
+from app.core.errors import Conflict, Invalid, NotFound, check_version
+from app.core.pagination import SortKey, next_cursor
+from app.customers import repository
+from app.customers.models import Customer, CustomerEmail, CustomerExternalId
+from app.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
+from app.organisations import service as organisations
+
+ENTITY = "customer"
+
+
+def _snapshot(customer: Customer) -> audit.Snapshot:
+    return audit.snapshot(CustomerRead.model_validate(customer))
+
+
+def _domain(email: str) -> str:
+    return email.rpartition("@")[2]
+
+
+async def _get(session: AsyncSession, customer_id: int) -> Customer:
+    customer = await repository.get(session, customer_id)
+    if customer is None:
+        raise NotFound(f"Customer {customer_id} does not exist.")
+    return customer
+
+
+async def _check_emails_free(
+    session: AsyncSession, emails: list[str], customer_id: int | None
+) -> None:
+    owners = await repository.email_owners(session, emails)
+    for email in emails:
+        owner = owners.get(email)
+        if owner is not None and owner != customer_id:
+            raise Conflict(
+                f"The address {email} belongs to customer {owner} already.", customer_id=owner
+            )
+
+
+async def _check_customer_number_free(
+    session: AsyncSession, customer_number: str, customer_id: int | None
+) -> None:
+    owner = await repository.id_by_customer_number(session, customer_number)
+    if owner is not None and owner != customer_id:
+        raise Conflict(
+            f"The customer number {customer_number!r} belongs to customer {owner} already.",
+            customer_id=owner,
+        )
+
+
+async def _check_organisation(session: AsyncSession, organisation_id: int) -> None:
+    if not await organisations.organisation_exists(session, organisation_id):
+        raise Invalid(
+            f"Organisation {organisation_id} does not exist.", field="body.organisation_id"
+        )
+
+
+def _set_emails(customer: Customer, emails: list[str]) -> bool:
+    """Give the customer these addresses in this order; returns whether anything changed.
+
+    Rows of addresses that stay are kept and renumbered: deleting and re-inserting one would
+    clash with its own unique constraint inside the flush.
+    """
+    if [row.email for row in customer.emails] == emails:
+        return False
+    existing = {row.email: row for row in customer.emails}
+    rows = []
+    for position, email in enumerate(emails):
+        row = existing.get(email) or CustomerEmail(email=email)
+        row.position = position
+        rows.append(row)
+    customer.emails = rows
+    return True
+
+
+async def _set_external_ids(
+    session: AsyncSession, customer: Customer, wanted: Mapping[str, str]
+) -> bool:
+    return organisations.sync_external_ids(
+        customer.external_ids,
+        wanted,
+        owners=await repository.external_id_owners(session, wanted.items()),
+        entity=ENTITY,
+        entity_id=customer.id,
+        make=lambda system, value: CustomerExternalId(system=system, external_id=value),
+    )
+
+
+async def _create(session: AsyncSession, actor: Principal, data: CustomerCreate) -> Customer:
+    await _check_emails_free(session, data.emails, None)
+    if data.customer_number is not None:
+        await _check_customer_number_free(session, data.customer_number, None)
+    if "organisation_id" in data.model_fields_set:
+        organisation_id = data.organisation_id
+        if organisation_id is not None:
+            await _check_organisation(session, organisation_id)
+    else:
+        organisation_id = await organisations.organisation_id_for_domain(
+            session, _domain(data.emails[0])
+        )
+    customer = Customer(
+        name=data.name,
+        phone=data.phone,
+        customer_number=data.customer_number,
+        organisation_id=organisation_id,
+        language=data.language,
+        attributes=data.attributes,
+        emails=[],
+        external_ids=[],
+    )
+    _set_emails(customer, data.emails)
+    await _set_external_ids(session, customer, data.external_ids)
+    session.add(customer)
+    await session.flush()
+    await audit.record(
+        session, actor, "customer.created", ENTITY, customer.id, after=_snapshot(customer)
+    )
+    return customer
+
+
+async def get_customer(session: AsyncSession, actor: Principal, customer_id: int) -> Customer:
+    actor.require(AgentRole.agent)
+    return await _get(session, customer_id)
+
+
+async def list_customers(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    email: str | None,
+    q: str | None,
+    organisation_id: int | None,
+    customer_number: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Customer], str | None]:
+    actor.require(AgentRole.agent)
+    key = SortKey(Customer.id, Customer.id, descending=False)
+    rows = await repository.list_customers(
+        session,
+        email=email,
+        q=q,
+        organisation_id=organisation_id,
+        customer_number=customer_number,
+        key=key,
+        cursor=cursor,
+        limit=limit,
+    )
+    return next_cursor(rows, key, limit)
+
+
+async def lookup_customer(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    email: str | None,
+    system: str | None,
+    external_id: str | None,
+) -> Customer:
+    """By (normalised) email address, or by the id in another system."""
+    actor.require(AgentRole.agent)
+    if email is not None and system is None and external_id is None:
+        customer = await repository.get_by_email(session, email)
+        if customer is None:
+            raise NotFound(f"No customer has the address {email}.")
+        return customer
+    if email is None and system is not None and external_id is not None:
+        customer = await repository.get_by_external_id(session, system, external_id)
+        if customer is None:
+            raise NotFound(f"No customer has the {system} id {external_id!r}.")
+        return customer
+    raise Invalid("Look up by `email`, or by both `system` and `external_id`.", field="query")
+
+
+async def create_customer(
+    session: AsyncSession, actor: Principal, data: CustomerCreate
+) -> Customer:
+    actor.require(AgentRole.agent)
+    return await _create(session, actor, data)
+
+
+async def update_customer(
+    session: AsyncSession,
+    actor: Principal,
+    customer_id: int,
+    changes: CustomerUpdate,
+    expected_version: int | None,
+) -> Customer:
+    actor.require(AgentRole.agent)
+    customer = await _get(session, customer_id)
+    check_version(customer.version, expected_version)
+    before = _snapshot(customer)
+    values = changes.model_dump(exclude_unset=True)
+    emails = values.pop("emails", None)
+    external_ids = values.pop("external_ids", None)
+    if values.get("customer_number") is not None:
+        await _check_customer_number_free(session, values["customer_number"], customer.id)
+    if values.get("organisation_id") is not None:
+        await _check_organisation(session, values["organisation_id"])
+    children_changed = False
+    if emails is not None:
+        await _check_emails_free(session, emails, customer.id)
+        children_changed |= _set_emails(customer, emails)
+    if external_ids is not None:
+        children_changed |= await _set_external_ids(session, customer, external_ids)
+    for field, value in values.items():
+        setattr(customer, field, value)
+    if children_changed:
+        organisations.touch(customer)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "customer.updated",
+        ENTITY,
+        customer.id,
+        before=before,
+        after=_snapshot(customer),
+    )
+    return customer
+
+
+async def delete_customer(
+    session: AsyncSession, actor: Principal, customer_id: int, expected_version: int | None
+) -> None:
+    actor.require(AgentRole.supervisor)
+    customer = await _get(session, customer_id)
+    check_version(customer.version, expected_version)
+    tickets = await repository.count_tickets(session, customer_id)
+    if tickets:
+        raise Conflict(
+            f"Customer {customer_id} has {tickets} ticket(s) and cannot be deleted while they "
+            "exist.",
+            ticket_count=tickets,
+        )
+    before = _snapshot(customer)
+    await session.delete(customer)
+    await session.flush()
+    await audit.record(session, actor, "customer.deleted", ENTITY, customer_id, before=before)
+
+
+async def resolve_customer(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    customer_id: int | None,
+    email: str | None,
+    name: str | None,
+) -> Customer:
+    """The customer a ticket is for: by id, else by (normalised) email, else a new customer
+    with that email and name.
+
+    No role is checked here: the caller (ticket creation, ingestion) has checked its own
+    permission, and creating the customer is part of that action.
+    """
+    if customer_id is not None:
+        customer = await repository.get(session, customer_id)
+        if customer is None:
+            raise Invalid(f"Customer {customer_id} does not exist.", field="body.customer.id")
+        return customer
+    if email is None:
+        raise Invalid("Give the customer's id or email.", field="body.customer")
+    customer = await repository.get_by_email(session, email)
+    if customer is not None:
+        return customer
+    # Built unvalidated: the caller's schema validated the address, and `name` may be "".
+    data = CustomerCreate.model_construct(name=name or None, emails=[email])
+    return await _create(session, actor, data)
+
+
+async def primary_email(session: AsyncSession, customer_id: int) -> str | None:
+    return await repository.primary_email(session, customer_id)
