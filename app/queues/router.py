@@ -35,7 +35,7 @@ async def create_queue(
     return QueueRead.model_validate(queue)
 
 
-@router.get("/{queue_id}", response_model=QueueRead, responses=responses(401, 403, 404))
+@router.get("/{queue_id}", response_model=QueueRead, responses=responses(401, 403, 404, 422))
 async def get_queue(
     session: DbSession, principal: CurrentPrincipal, queue_id: int, response: Response
 ) -> QueueRead:
@@ -64,7 +64,7 @@ async def update_queue(
 @router.delete(
     "/{queue_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 403, 404, 412),
+    responses=responses(401, 403, 404, 412, 422),
 )
 async def delete_queue(
     session: DbSession, principal: CurrentPrincipal, queue_id: int, if_match: IfMatch
@@ -73,7 +73,7 @@ async def delete_queue(
     await service.delete_queue(session, principal, queue_id, if_match)
 
 
-@router.get("/{queue_id}/grants", response_model=list[int], responses=responses(401, 403, 404))
+@router.get("/{queue_id}/grants", response_model=list[int], responses=responses(401, 403, 404, 422))
 async def list_grants(session: DbSession, principal: CurrentPrincipal, queue_id: int) -> list[int]:
     """Ids of the external agents who may work this queue (agent role or higher)."""
     return await service.list_grants(session, principal, queue_id)
@@ -95,7 +95,7 @@ async def add_grant(
 @router.delete(
     "/{queue_id}/grants/{agent_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 422),
 )
 async def remove_grant(
     session: DbSession, principal: CurrentPrincipal, queue_id: int, agent_id: int

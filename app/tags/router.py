@@ -33,7 +33,7 @@ async def list_tags(
 @router.delete(
     _TAG_PATH,
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 422),
 )
 async def delete_tag(session: DbSession, principal: CurrentPrincipal, name: str) -> None:
     """Remove the tag from every ticket (supervisor or higher)."""

@@ -35,7 +35,7 @@ async def create_team(
     return TeamRead.model_validate(team)
 
 
-@router.get("/{team_id}", response_model=TeamRead, responses=responses(401, 403, 404))
+@router.get("/{team_id}", response_model=TeamRead, responses=responses(401, 403, 404, 422))
 async def get_team(
     session: DbSession, principal: CurrentPrincipal, team_id: int, response: Response
 ) -> TeamRead:
@@ -64,7 +64,7 @@ async def update_team(
 @router.delete(
     "/{team_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 403, 404, 412),
+    responses=responses(401, 403, 404, 412, 422),
 )
 async def delete_team(
     session: DbSession, principal: CurrentPrincipal, team_id: int, if_match: IfMatch
@@ -76,7 +76,7 @@ async def delete_team(
 @router.get(
     "/{team_id}/members",
     response_model=list[TeamMemberRead],
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 422),
 )
 async def list_members(
     session: DbSession, principal: CurrentPrincipal, team_id: int
@@ -89,7 +89,7 @@ async def list_members(
 @router.put(
     "/{team_id}/members/{agent_id}",
     response_model=list[TeamMemberRead],
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 422),
 )
 async def add_member(
     session: DbSession, principal: CurrentPrincipal, team_id: int, agent_id: int
@@ -103,7 +103,7 @@ async def add_member(
 @router.delete(
     "/{team_id}/members/{agent_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 422),
 )
 async def remove_member(
     session: DbSession, principal: CurrentPrincipal, team_id: int, agent_id: int
