@@ -53,15 +53,17 @@ def _server_url() -> str:
     return async_database_url(str(start_embedded_postgres(folder).get_uri()))
 
 
+async def _connect(server_url: str) -> asyncpg.Connection:
+    url = make_url(server_url)
+    host = url.host or url.query.get("host")
+    return await asyncpg.connect(
+        user=url.username, password=url.password, host=host, port=url.port, database=url.database
+    )
+
+
 async def _recreate_database(server_url: str, name: str) -> str:
     url = make_url(server_url)
-    connection = await asyncpg.connect(
-        user=url.username,
-        password=url.password,
-        host=url.host or url.query.get("host"),
-        port=url.port,
-        database=url.database,
-    )
+    connection = await _connect(server_url)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await connection.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
@@ -70,11 +72,22 @@ async def _recreate_database(server_url: str, name: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+async def _drop_database(server_url: str, name: str) -> None:
+    connection = await _connect(server_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
-async def database_url() -> str:
-    """A fresh database for this test run (per pytest-xdist worker, if any)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return await _recreate_database(_server_url(), f"ticketry_test_{worker}")
+async def database_url() -> AsyncIterator[str]:
+    """A fresh database for this test run, dropped afterwards; runs side by side don't meet."""
+    server = _server_url()
+    name = f"ticketry_test_{os.getpid()}"
+    url = await _recreate_database(server, name)
+    yield url
+    await _drop_database(server, name)
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,29 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.agents.router import router as agents
+from app.attachments.router import router as attachments
 from app.audit.router import router as audit
 from app.auth.router import router as auth
+from app.customers.router import router as customers
+from app.organisations.router import router as organisations
+from app.queues.router import router as queues
+from app.tags.router import router as tags
+from app.teams.router import router as teams
+from app.tickets.router import customer_history_router
+from app.tickets.router import router as tickets
 
 api_v1 = APIRouter(prefix="/api/v1")
 for domain_router in (
     auth,
+    tickets,
+    attachments,
+    customers,
+    customer_history_router,
+    organisations,
+    queues,
     agents,
+    teams,
+    tags,
     audit,
 ):
     api_v1.include_router(domain_router)

@@ -2,7 +2,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
+import base64
+import binascii
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+
+def _decode_base64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("expected a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not valid base64: {exc}") from exc
+
+
+StrictBase64 = Annotated[
+    bytes,
+    BeforeValidator(_decode_base64),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
 
 
 class AttachmentUpload(BaseModel):
@@ -10,7 +30,7 @@ class AttachmentUpload(BaseModel):
     content_type: str = Field(
         default="application/octet-stream", max_length=200, examples=["application/pdf"]
     )
-    content_base64: Base64Bytes = Field(description="The file, base64-encoded.")
+    content_base64: StrictBase64 = Field(description="The file, base64-encoded.")
 
 
 class AttachmentRead(BaseModel):

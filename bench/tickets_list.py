@@ -1,0 +1,140 @@
+"""Ticket list latency at scale: seeds N tickets (default 1,000,000) into a fresh database and
+times the list queries the API runs (filters, sorts, deep cursor pages).
+
+Prints one JSON line. Usage:
+    python bench/tickets_list.py [--tickets 1000000] [--database-url postgresql://...]
+Without --database-url it uses TICKETRY_DATABASE_URL, else the PostgreSQL on 127.0.0.1:5432.
+The benchmark creates and drops its own database `ticketry_bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.auth.schemas import system_principal
+from app.core.config import async_database_url
+from app.db.migrate import upgrade_to_head
+from app.db.session import create_engine, create_sessionmaker
+from app.tickets import service
+from app.tickets.models import TicketPriority, TicketStatus
+from app.tickets.schemas import TicketFilters, TicketSort
+
+SEED_SQL = """
+INSERT INTO agents (email, name, role, version)
+SELECT 'agent' || g || '@example.dk', 'Agent ' || g, 'agent', 1 FROM generate_series(1, 50) g;
+INSERT INTO queues (name, version) SELECT 'Kø ' || g, 1 FROM generate_series(1, 10) g;
+INSERT INTO customers (name, version)
+SELECT 'Kunde ' || g, 1 FROM generate_series(1, $customers) g;
+INSERT INTO tickets (subject, status, priority, channel, queue_id, assignee_id, customer_id,
+                     tags, created_at, updated_at, version)
+SELECT 'Sag ' || g,
+       (ARRAY['new','open','pending','on_hold','solved','closed'])[1 + g % 6]::ticket_status,
+       (ARRAY['low','normal','normal','high','urgent'])[1 + g % 5]::ticket_priority,
+       'email',
+       (SELECT min(id) FROM queues) + g % 10,
+       CASE WHEN g % 4 = 0 THEN NULL ELSE (SELECT min(id) FROM agents) + g % 50 END,
+       (SELECT min(id) FROM customers) + g % $customers,
+       CASE WHEN g % 7 = 0 THEN ARRAY['vip'] WHEN g % 3 = 0 THEN ARRAY['faktura'] ELSE '{}' END,
+       now() - (g || ' seconds')::interval,
+       now() - ((g % 100000) || ' seconds')::interval,
+       1
+FROM generate_series(1, $tickets) g;
+ANALYZE;
+"""
+
+
+async def _admin_connection(url: str) -> asyncpg.Connection:
+    parsed = make_url(url)
+    return await asyncpg.connect(
+        user=parsed.username, password=parsed.password, host=parsed.host,
+        port=parsed.port, database="postgres",
+    )
+
+
+async def _timed(call: Callable[[], Awaitable[Any]], runs: int) -> dict[str, float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return {
+        "p50_ms": round(statistics.median(samples), 2),
+        "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 2),
+    }
+
+
+async def main(tickets: int, server_url: str, runs: int) -> dict[str, Any]:
+    admin = await _admin_connection(server_url)
+    await admin.execute("DROP DATABASE IF EXISTS ticketry_bench WITH (FORCE)")
+    await admin.execute("CREATE DATABASE ticketry_bench")
+    url = make_url(server_url).set(database="ticketry_bench").render_as_string(False)
+    engine = create_engine(url, pool_size=2)
+    await upgrade_to_head(engine)
+    seeding = time.perf_counter()
+    raw = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    sql = SEED_SQL.replace("$customers", str(max(tickets // 10, 1))).replace("$tickets", str(tickets))
+    await raw.execute(sql)
+    await raw.close()
+    seed_seconds = time.perf_counter() - seeding
+
+    maker = create_sessionmaker(engine)
+    actor = system_principal("bench")
+    first_queue = 1
+
+    async def page(filters: TicketFilters, sort: TicketSort, depth: int = 0) -> None:
+        async with maker() as session:
+            cursor = None
+            for _ in range(depth + 1):
+                _, cursor = await service.list_tickets(session, actor, filters, sort, cursor, 50)
+
+    cases: dict[str, Callable[[], Awaitable[None]]] = {
+        "newest": lambda: page(TicketFilters(), TicketSort.created_at_desc),
+        "queue_open_newest": lambda: page(
+            TicketFilters(queue_id=first_queue, status=[TicketStatus.open]),
+            TicketSort.created_at_desc,
+        ),
+        "assignee": lambda: page(TicketFilters(assignee_id=1), TicketSort.created_at_desc),
+        "customer_history": lambda: page(TicketFilters(customer_id=1), TicketSort.created_at_desc),
+        "tag_vip": lambda: page(TicketFilters(tag=["vip"]), TicketSort.created_at_desc),
+        "urgent_by_priority": lambda: page(
+            TicketFilters(priority=[TicketPriority.urgent]), TicketSort.priority_desc
+        ),
+        "sync_by_updated_at": lambda: page(TicketFilters(), TicketSort.updated_at),
+        "deep_page_100": lambda: page(TicketFilters(), TicketSort.created_at_desc, depth=100),
+    }
+    results = {name: await _timed(call, runs) for name, call in cases.items()}
+    await engine.dispose()
+    await admin.execute("DROP DATABASE ticketry_bench WITH (FORCE)")
+    await admin.close()
+    return {
+        "benchmark": "tickets_list",
+        "tickets": tickets,
+        "page_size": 50,
+        "seed_seconds": round(seed_seconds, 1),
+        "runs_per_case": runs,
+        "cases": results,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TICKETRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    args = parser.parse_args()
+    figures = asyncio.run(main(args.tickets, async_database_url(args.database_url), args.runs))
+    print(json.dumps(figures))
