@@ -56,8 +56,11 @@ ANALYZE;
 async def _admin_connection(url: str) -> asyncpg.Connection:
     parsed = make_url(url)
     return await asyncpg.connect(
-        user=parsed.username, password=parsed.password, host=parsed.host,
-        port=parsed.port, database="postgres",
+        user=parsed.username,
+        password=parsed.password,
+        host=parsed.host,
+        port=parsed.port,
+        database="postgres",
     )
 
 
@@ -83,7 +86,9 @@ async def main(tickets: int, server_url: str, runs: int) -> dict[str, Any]:
     await upgrade_to_head(engine)
     seeding = time.perf_counter()
     raw = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-    sql = SEED_SQL.replace("$customers", str(max(tickets // 10, 1))).replace("$tickets", str(tickets))
+    sql = SEED_SQL.replace("$customers", str(max(tickets // 10, 1))).replace(
+        "$tickets", str(tickets)
+    )
     await raw.execute(sql)
     await raw.close()
     seed_seconds = time.perf_counter() - seeding
@@ -133,7 +138,9 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("TICKETRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=os.environ.get(
+            "TICKETRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
     )
     args = parser.parse_args()
     figures = asyncio.run(main(args.tickets, async_database_url(args.database_url), args.runs))

@@ -122,7 +122,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _TITLES.get(exc.status_code, "error").lower().replace(" ", "_")
-    return _problem(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return _problem(request, exc.status_code, code, str(exc.detail), headers=headers)
 
 
 async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:

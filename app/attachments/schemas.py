@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema

@@ -16,7 +16,7 @@ from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.security import hash_api_token, new_api_token, token_display_prefix, verify_password
 
 ENTITY = "api_token"
-_BAD_TOKEN = "The token is unknown, expired or revoked: log in again or create a new token."
+_BAD_TOKEN = "The token is unknown, expired or revoked: log in again or create a new token."  # noqa: S105
 
 
 async def authenticate(

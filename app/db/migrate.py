@@ -1,4 +1,4 @@
-"""Run Alembic from the service (``ticketry migrate``, ``ticketry serve``) and ask where it stands."""
+"""Run Alembic from the service (``ticketry migrate``, ``serve``) and ask where it stands."""
 
 from __future__ import annotations
 

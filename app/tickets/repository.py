@@ -13,9 +13,7 @@ async def get(session: AsyncSession, ticket_id: int) -> Ticket | None:
     return await session.get(Ticket, ticket_id)
 
 
-def _filtered(
-    filters: TicketFilters, visible_queue_ids: frozenset[int] | None
-) -> Select[tuple[Ticket]]:
+def _filtered(filters: TicketFilters, visible_queue_ids: frozenset[int] | None) -> Select[Ticket]:
     statement = select(Ticket)
     if visible_queue_ids is not None:
         statement = statement.where(Ticket.queue_id.in_(visible_queue_ids))

@@ -43,9 +43,7 @@ async def list_tickets(
     sort: TicketSort = TicketSort.created_at_desc,
 ) -> Page[TicketRead]:
     """Tickets matching the filters; external partners see their granted queues only."""
-    rows, next_cursor = await service.list_tickets(
-        session, principal, filters, sort, cursor, limit
-    )
+    rows, next_cursor = await service.list_tickets(session, principal, filters, sort, cursor, limit)
     return Page(items=[TicketRead.model_validate(t) for t in rows], next_cursor=next_cursor)
 
 
@@ -142,5 +140,3 @@ async def customer_history(
         for ticket, messages in rows
     ]
     return Page(items=items, next_cursor=next_cursor)
-
-

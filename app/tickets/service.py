@@ -92,7 +92,9 @@ async def _check_assignee(
 ) -> None:
     agent = await agents.find_by_id(session, assignee_id)
     if agent is None or not agent.active:
-        raise Invalid(f"Agent {assignee_id} does not exist or is inactive.", field="body.assignee_id")
+        raise Invalid(
+            f"Agent {assignee_id} does not exist or is inactive.", field="body.assignee_id"
+        )
     if agent.role is AgentRole.external and queue_id not in await auth.granted_queue_ids(
         session, agent.id
     ):
@@ -126,7 +128,9 @@ def _apply_status(ticket: Ticket, status: TicketStatus) -> None:
 
 async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCreate) -> Ticket:
     if actor.is_external and data.queue_id is None:
-        raise Invalid("External partners must create tickets in a granted queue.", field="body.queue_id")
+        raise Invalid(
+            "External partners must create tickets in a granted queue.", field="body.queue_id"
+        )
     default_priority = TicketPriority.normal
     if data.queue_id is not None:
         default_priority = await _check_queue(session, actor, data.queue_id)
@@ -135,7 +139,10 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
     if data.team_id is not None:
         await _check_team(session, data.team_id)
     customer = await customers.resolve_customer(
-        session, actor, customer_id=data.customer.id, email=data.customer.email,
+        session,
+        actor,
+        customer_id=data.customer.id,
+        email=data.customer.email,
         name=data.customer.name,
     )
     ticket = Ticket(
@@ -178,7 +185,11 @@ async def _save_message(session: AsyncSession, actor: Principal, message: Messag
     session.add(message)
     await session.flush()
     await audit.record(
-        session, actor, "message.created", "message", message.id,
+        session,
+        actor,
+        "message.created",
+        "message",
+        message.id,
         after={
             "ticket_id": message.ticket_id,
             "direction": message.direction.value,
@@ -289,8 +300,12 @@ async def customer_history(
     """Every ticket of the customer, newest first, each with all its messages."""
     await customers.get_customer(session, actor, customer_id)
     tickets, cursor_out = await list_tickets(
-        session, actor, TicketFilters(customer_id=customer_id), TicketSort.created_at_desc,
-        cursor, limit,
+        session,
+        actor,
+        TicketFilters(customer_id=customer_id),
+        TicketSort.created_at_desc,
+        cursor,
+        limit,
     )
     messages = await repository.list_messages(
         session, [t.id for t in tickets], public_only=actor.is_external

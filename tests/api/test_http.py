@@ -22,7 +22,9 @@ async def test_unknown_route_and_method_are_problem_json(client: httpx.AsyncClie
     assert wrong_method.headers["content-type"] == "application/problem+json"
 
 
-async def test_malformed_json_is_a_422_with_pointer(client: httpx.AsyncClient, admin: Caller) -> None:
+async def test_malformed_json_is_a_422_with_pointer(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
     response = await client.post(
         "/api/v1/agents",
         headers={**admin.headers, "Content-Type": "application/json"},
