@@ -476,7 +476,8 @@ def create_token(
     stderr.print(
         Text(
             f"Token {created.id} ({created.prefix}...) for {address}, scopes "
-            f"{','.join(created.scopes)}, expires {expires}. It is shown only this once:"
+            f"{','.join(created.scopes)}, expires {expires}. The token is printed only this "
+            "once: store it now."
         )
     )
     typer.echo(created.token)

@@ -189,7 +189,7 @@ async def test_admin_creates_an_agent_and_a_token_the_api_accepts(
     token = issued.stdout.strip()
     assert token, "the token alone goes to standard output"
     assert "\n" not in token
-    assert "shown only this once" in issued.stderr
+    assert "printed only this once" in issued.stderr
 
     headers = {"Authorization": f"Bearer {token}"}
     me = await client.get("/api/v1/agents/me", headers=headers)
