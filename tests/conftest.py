@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -117,19 +118,25 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         environment=Environment.development,
-        data_dir=tmp_path,
+        data_dir=tmp_path_factory.mktemp("data"),
         database_url="postgresql://unused@localhost/unused",
         cors_origins=["https://spa.example.test"],
     )
 
 
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    """One application for the run: building the routes is slow, and they never change."""
+    return create_app(settings)
+
+
 @pytest.fixture
-async def client(settings: Settings, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    """Calls the app in-process; every request runs on this test's rolled-back session."""
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         # What the test set up through `session` is kept even if this request rolls back.
@@ -143,8 +150,11 @@ async def client(settings: Settings, session: AsyncSession) -> AsyncIterator[htt
 
     app.dependency_overrides[get_session] = test_session
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ticketry.test") as client:
-        yield client
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://ticketry.test") as c:
+            yield c
+    finally:
+        app.dependency_overrides.pop(get_session, None)
 
 
 @dataclass

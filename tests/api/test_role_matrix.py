@@ -1,0 +1,179 @@
+"""Every endpoint, called by every role: allowed roles succeed, the others get 403.
+
+Each case builds its own small world through the API (as an admin), then makes one call as
+the role under test. External partners are granted the world's queue, so ticket calls succeed
+for them too; what they must not reach is everything outside their queues.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Caller, MakeAgent
+
+ROLES = ("admin", "supervisor", "agent", "external")
+RANK = {"external": 0, "agent": 1, "supervisor": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    min_role: str
+    body: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+
+
+CASES = [
+    Case("GET", "/auth/tokens", "external"),
+    Case("POST", "/auth/tokens", "external", {"name": "skript"}),
+    Case("DELETE", "/auth/tokens/{own_token}", "external"),
+    Case("GET", "/tickets", "external"),
+    Case(
+        "POST",
+        "/tickets",
+        "external",
+        {
+            "subject": "Ny sag",
+            "queue_id": "{queue}",
+            "customer": {"email": "ny@example.no"},
+            "message": {"body_text": "Hei"},
+        },
+    ),
+    Case("GET", "/tickets/{ticket}", "external"),
+    Case("PATCH", "/tickets/{ticket}", "external", {"priority": "high"}),
+    Case("GET", "/tickets/{ticket}/messages", "external"),
+    Case("POST", "/tickets/{ticket}/messages", "external", {"body_text": "Svar"}),
+    Case("GET", "/attachments/{attachment}", "external"),
+    Case("GET", "/attachments/{attachment}/content", "external"),
+    Case("GET", "/customers", "agent"),
+    Case("POST", "/customers", "agent", {"name": "Åke", "emails": ["ake@example.se"]}),
+    Case("GET", "/customers/lookup", "agent", params={"email": "kari@nordlys.no"}),
+    Case("GET", "/customers/{customer}", "agent"),
+    Case("PATCH", "/customers/{customer}", "agent", {"phone": "+47 22 00 00 00"}),
+    Case("DELETE", "/customers/{spare_customer}", "supervisor"),
+    Case("GET", "/customers/{customer}/tickets", "agent"),
+    Case("GET", "/organisations", "agent"),
+    Case("POST", "/organisations", "supervisor", {"name": "Fjord AS", "domains": ["fjord.no"]}),
+    Case("GET", "/organisations/lookup", "agent", params={"domain": "nordlys.no"}),
+    Case("GET", "/organisations/{organisation}", "agent"),
+    Case("PATCH", "/organisations/{organisation}", "supervisor", {"name": "Nordlys ASA"}),
+    Case("DELETE", "/organisations/{organisation}", "supervisor"),
+    Case("GET", "/queues", "external"),
+    Case("POST", "/queues", "admin", {"name": "Reklamationer"}),
+    Case("GET", "/queues/{queue}", "external"),
+    Case("PATCH", "/queues/{queue}", "admin", {"description": "Første linje"}),
+    Case("DELETE", "/queues/{queue}", "admin"),
+    Case("GET", "/queues/{queue}/grants", "agent"),
+    Case("PUT", "/queues/{queue}/grants/{partner}", "admin"),
+    Case("DELETE", "/queues/{queue}/grants/{partner}", "admin"),
+    Case("GET", "/agents", "agent"),
+    Case("POST", "/agents", "admin", {"email": "ny.agent@example.dk", "name": "Ny Agent"}),
+    Case("GET", "/agents/me", "external"),
+    Case("PATCH", "/agents/me", "external", {"available": False}),
+    Case("GET", "/agents/{colleague}", "agent"),
+    Case("PATCH", "/agents/{colleague}", "admin", {"capacity": 3}),
+    Case("GET", "/teams", "agent"),
+    Case("POST", "/teams", "admin", {"name": "Andenlinje"}),
+    Case("GET", "/teams/{team}", "agent"),
+    Case("PATCH", "/teams/{team}", "admin", {"description": "Svære sager"}),
+    Case("DELETE", "/teams/{team}", "admin"),
+    Case("GET", "/teams/{team}/members", "agent"),
+    Case("PUT", "/teams/{team}/members/{colleague}", "admin"),
+    Case("DELETE", "/teams/{team}/members/{member}", "admin"),
+    Case("GET", "/tags", "agent"),
+    Case("DELETE", "/tags/{tag}", "supervisor"),
+    Case("POST", "/tags/{tag}/rename", "supervisor", {"new_name": "omdøbt"}),
+    Case("GET", "/audit-events", "admin"),
+]
+
+
+async def _build_world(
+    client: httpx.AsyncClient, admin: Caller, partner_id: int, colleague_id: int, member_id: int
+) -> dict[str, Any]:
+    async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await client.post(f"/api/v1{path}", headers=admin.headers, json=body)
+        assert response.status_code == 201, (path, response.text)
+        result: dict[str, Any] = response.json()
+        return result
+
+    queue = await post("/queues", {"name": "Support Norge"})
+    grant = await client.put(
+        f"/api/v1/queues/{queue['id']}/grants/{partner_id}", headers=admin.headers
+    )
+    assert grant.status_code == 200, grant.text
+    organisation = await post("/organisations", {"name": "Nordlys AS", "domains": ["nordlys.no"]})
+    team = await post("/teams", {"name": "Førstelinje"})
+    member = await client.put(
+        f"/api/v1/teams/{team['id']}/members/{member_id}", headers=admin.headers
+    )
+    assert member.status_code == 200, member.text
+    spare = await post("/customers", {"name": "Ola", "emails": ["ola@example.no"]})
+    upload = {"filename": "bilde.png", "content_base64": base64.b64encode(b"png").decode()}
+    ticket = await post(
+        "/tickets",
+        {
+            "subject": "Hjelp",
+            "queue_id": queue["id"],
+            "tags": ["nordlys"],
+            "customer": {"email": "kari@nordlys.no", "name": "Kari"},
+            "message": {"body_text": "Hei", "attachments": [upload]},
+        },
+    )
+    messages = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin.headers)
+    return {
+        "queue": queue["id"],
+        "partner": partner_id,
+        "organisation": organisation["id"],
+        "team": team["id"],
+        "colleague": colleague_id,
+        "member": member_id,
+        "customer": ticket["customer_id"],
+        "spare_customer": spare["id"],
+        "ticket": ticket["id"],
+        "attachment": messages.json()["items"][0]["attachments"][0]["id"],
+        "tag": "nordlys",
+    }
+
+
+def _fill(value: Any, world: dict[str, Any]) -> Any:
+    if isinstance(value, dict):
+        return {k: _fill(v, world) for k, v in value.items()}
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+        return world[value[1:-1]]
+    return value
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
+async def test_role_matrix(
+    client: httpx.AsyncClient, admin: Caller, make_agent: MakeAgent, case: Case, role: str
+) -> None:
+    partner = await make_agent("external") if role != "external" else None
+    caller = await make_agent(role)
+    if partner is None:
+        partner = caller
+    colleague = await make_agent("agent")
+    member = await make_agent("agent")
+    world = await _build_world(client, admin, partner.id, colleague.id, member.id)
+    tokens = await client.get("/api/v1/auth/tokens", headers=caller.headers)
+    world["own_token"] = tokens.json()[0]["id"]
+
+    path = "/api/v1" + case.path.format(**world)
+    response = await client.request(
+        case.method,
+        path,
+        headers=caller.headers,
+        json=_fill(case.body, world) if case.body is not None else None,
+        params=case.params,
+    )
+    if RANK[role] >= RANK[case.min_role]:
+        assert response.status_code < 300, (role, response.status_code, response.text)
+    else:
+        assert response.status_code == 403, (role, response.status_code, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
