@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field
@@ -27,3 +27,13 @@ EmailAddress = Annotated[
     Field(max_length=320, examples=["kunde@example.dk"]),
     AfterValidator(normalise_email),
 ]
+
+
+def reject_null(value: Any) -> Any:
+    """For update schemas: a field that may be left out (unchanged) but has no empty state.
+
+    Use as ``_not_null = field_validator("a", "b")(reject_null)``; it runs only for sent fields.
+    """
+    if value is None:
+        raise ValueError("may be left out, but not null")
+    return value

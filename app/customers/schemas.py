@@ -6,11 +6,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.agents.schemas import LanguageTag
-from app.core.types import EmailAddress
+from app.core.types import EmailAddress, reject_null
 from app.organisations.schemas import (
     ExternalIds,
     external_ids_as_dict,
-    reject_null,
     unique_in_order,
 )
 

@@ -8,6 +8,7 @@ from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.errors import Conflict, Invalid, NotFound, check_version
+from app.core.external_ids import sync_external_ids
 from app.core.pagination import SortKey, next_cursor
 from app.customers import repository
 from app.customers.models import Customer, CustomerEmail, CustomerExternalId
@@ -83,7 +84,7 @@ def _set_emails(customer: Customer, emails: list[str]) -> bool:
 async def _set_external_ids(
     session: AsyncSession, customer: Customer, wanted: Mapping[str, str]
 ) -> bool:
-    return organisations.sync_external_ids(
+    return sync_external_ids(
         customer.external_ids,
         wanted,
         owners=await repository.external_id_owners(session, wanted.items()),
@@ -213,7 +214,7 @@ async def update_customer(
     for field, value in values.items():
         setattr(customer, field, value)
     if children_changed:
-        organisations.touch(customer)
+        customer.touch()
     await session.flush()
     await audit.record(
         session,

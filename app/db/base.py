@@ -34,6 +34,11 @@ class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
+    def touch(self) -> None:
+        """Mark the row changed when only its children changed (messages, emails, ids), so
+        ``updated_at`` and the version (ETag) move: the ORM bumps them only on a row UPDATE."""
+        self.updated_at = func.now()
+
 
 class VersionedMixin:
     """Optimistic locking: every UPDATE checks and bumps ``version`` (the resource's ETag)."""

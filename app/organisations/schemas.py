@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from app.core.types import normalise_email
+from app.core.types import normalise_email, reject_null
 
 
 def normalise_domain(value: str) -> str:
@@ -63,13 +63,6 @@ def external_ids_as_dict(value: Any) -> Any:
     if isinstance(value, dict):
         return value
     return {row.system: row.external_id for row in value}
-
-
-def reject_null(value: Any) -> Any:
-    """For update schemas: a field that may be left out but has no empty state."""
-    if value is None:
-        raise ValueError("may be left out, but not null")
-    return value
 
 
 class OrganisationCreate(BaseModel):

@@ -1,69 +1,21 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from collections.abc import Mapping
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.errors import Conflict, Invalid, NotFound, check_version
+from app.core.external_ids import sync_external_ids
 from app.core.pagination import SortKey, next_cursor
-from app.db.base import TimestampMixin
 from app.organisations import repository
 from app.organisations.models import Organisation, OrganisationExternalId
 from app.organisations.schemas import OrganisationCreate, OrganisationRead, OrganisationUpdate
 
 ENTITY = "organisation"
 _AMBIGUOUS_SHOWN = 10
-
-
-class ExternalIdRow(Protocol):
-    @property
-    def system(self) -> str: ...
-
-    @property
-    def external_id(self) -> str: ...
-
-
-RowT = TypeVar("RowT", bound=ExternalIdRow)
-
-
-def sync_external_ids(
-    rows: list[RowT],
-    wanted: Mapping[str, str],
-    *,
-    owners: Mapping[tuple[str, str], int],
-    entity: str,
-    entity_id: int | None,
-    make: Callable[[str, str], RowT],
-) -> bool:
-    """Make the relationship collection ``rows`` hold exactly ``wanted`` (system -> id).
-
-    ``owners`` tells who holds each wanted id already (from the repository); an id held by
-    another ``entity`` is a conflict. Returns whether anything changed.
-    """
-    for (system, external_id), owner in sorted(owners.items()):
-        if owner != entity_id:
-            raise Conflict(
-                f"The {system} id {external_id!r} belongs to {entity} {owner} already.",
-                **{f"{entity}_id": owner},
-            )
-    kept = {(r.system, r.external_id) for r in rows if wanted.get(r.system) == r.external_id}
-    removed = [row for row in rows if (row.system, row.external_id) not in kept]
-    for row in removed:
-        rows.remove(row)
-    added = [make(system, value) for system, value in wanted.items() if (system, value) not in kept]
-    rows.extend(added)
-    return bool(removed or added)
-
-
-def touch(entity: TimestampMixin) -> None:
-    """Mark a row updated when only its child rows changed, so its version (ETag) and
-    ``updated_at`` move: the ORM bumps the version only when the row itself is updated."""
-    entity.updated_at = func.now()
 
 
 def _snapshot(organisation: Organisation) -> audit.Snapshot:
@@ -190,7 +142,7 @@ async def update_organisation(
     for field, value in values.items():
         setattr(organisation, field, value)
     if external_ids is not None and await _set_external_ids(session, organisation, external_ids):
-        touch(organisation)
+        organisation.touch()
     await session.flush()
     await audit.record(
         session,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from app.agents.schemas import SkillLevel
-from app.core.types import EmailAddress
+from app.core.types import EmailAddress, reject_null
 from app.tickets.models import TicketPriority
 
 QueueName = Annotated[
@@ -63,13 +63,9 @@ class QueueUpdate(BaseModel):
     required_skills: RequiredSkills | None = Field(default=None, description="Replaces them.")
     team_id: int | None = Field(default=None, description="null detaches the queue from its team.")
 
-    @field_validator("name", "inbound_addresses", "default_priority", "required_skills")
-    @classmethod
-    def _stays_set(cls, value: Any) -> Any:
-        # Runs only for fields that were sent: absent means "unchanged", null is a mistake.
-        if value is None:
-            raise ValueError("this field cannot be null")
-        return value
+    _not_null = field_validator("name", "inbound_addresses", "default_priority", "required_skills")(
+        reject_null
+    )
 
 
 class QueueRead(BaseModel):

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.agents.models import AgentRole
+from app.core.types import reject_null
 
 TeamName = Annotated[
     str,
@@ -24,13 +25,7 @@ class TeamUpdate(BaseModel):
     name: TeamName | None = None
     description: Description | None = Field(default=None, description="null clears it.")
 
-    @field_validator("name")
-    @classmethod
-    def _name_stays_set(cls, value: str | None) -> str:
-        # Runs only for a name that was sent: absent means "unchanged", null is a mistake.
-        if value is None:
-            raise ValueError("the name cannot be null")
-        return value
+    _not_null = field_validator("name")(reject_null)
 
 
 class TeamRead(BaseModel):

@@ -4,10 +4,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.attachments.schemas import AttachmentRead, AttachmentUpload
-from app.core.types import EmailAddress
+from app.core.types import EmailAddress, reject_null
 from app.tickets.models import Channel, MessageDirection, TicketPriority, TicketStatus
 
 Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s,]+$", examples=["vip"])]
@@ -95,12 +95,7 @@ class TicketUpdate(BaseModel):
         default=None, description="Merged into the fields; a null value removes that field."
     )
 
-    @model_validator(mode="after")
-    def _required_stay_set(self) -> TicketUpdate:
-        for name in ("subject", "status", "priority", "tags"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    _not_null = field_validator("subject", "status", "priority", "tags")(reject_null)
 
 
 class TicketSort(StrEnum):

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents
@@ -275,7 +274,7 @@ async def add_message(
         if ticket.status is TicketStatus.new:
             _apply_status(ticket, TicketStatus.open)
     # A new message is a change of the ticket for anyone syncing by updated_at.
-    ticket.updated_at = func.now()
+    ticket.touch()
     await session.flush()
     await audit.record(
         session, actor, "ticket.updated", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
