@@ -88,7 +88,12 @@ def test_console_script_answers_help(tmp_path: Path) -> None:
 
 def test_openapi_check_passes_on_the_committed_file(tmp_path: Path) -> None:
     result = run_cli(
-        "openapi", "--check", "--output", str(COMMITTED_OPENAPI), env=cli_env(tmp_path), cwd=ROOT
+        "openapi",
+        "--check",
+        "--output",
+        str(COMMITTED_OPENAPI),
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
 
