@@ -38,8 +38,10 @@ SELECT 'Kunde ' || g, 1 FROM generate_series(1, $customers) g;
 INSERT INTO tickets (subject, status, priority, channel, queue_id, assignee_id, customer_id,
                      tags, created_at, updated_at, version)
 SELECT 'Sag ' || g,
-       (ARRAY['new','open','pending','on_hold','solved','closed'])[1 + g % 6]::ticket_status,
-       (ARRAY['low','normal','normal','high','urgent'])[1 + g % 5]::ticket_priority,
+       (ARRAY['new','open','pending','on_hold','solved','closed'])[1 + floor(random() * 6)::int]
+           ::ticket_status,
+       (ARRAY['low','normal','normal','high','urgent'])[1 + floor(random() * 5)::int]
+           ::ticket_priority,
        'email',
        (SELECT min(id) FROM queues) + g % 10,
        CASE WHEN g % 4 = 0 THEN NULL ELSE (SELECT min(id) FROM agents) + g % 50 END,
@@ -64,7 +66,7 @@ async def _admin_connection(url: str) -> asyncpg.Connection:
     )
 
 
-async def _timed(call: Callable[[], Awaitable[Any]], runs: int) -> dict[str, float]:
+async def _timed(call: Callable[[], Awaitable[object]], runs: int) -> dict[str, float]:
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -97,13 +99,18 @@ async def main(tickets: int, server_url: str, runs: int) -> dict[str, Any]:
     actor = system_principal("bench")
     first_queue = 1
 
-    async def page(filters: TicketFilters, sort: TicketSort, depth: int = 0) -> None:
+    async def page(
+        filters: TicketFilters, sort: TicketSort, cursor: str | None = None
+    ) -> str | None:
         async with maker() as session:
-            cursor = None
-            for _ in range(depth + 1):
-                _, cursor = await service.list_tickets(session, actor, filters, sort, cursor, 50)
+            _, next_page = await service.list_tickets(session, actor, filters, sort, cursor, 50)
+            return next_page
 
-    cases: dict[str, Callable[[], Awaitable[None]]] = {
+    deep_cursor = None
+    for _ in range(100):
+        deep_cursor = await page(TicketFilters(), TicketSort.created_at_desc, deep_cursor)
+
+    cases: dict[str, Callable[[], Awaitable[str | None]]] = {
         "newest": lambda: page(TicketFilters(), TicketSort.created_at_desc),
         "queue_open_newest": lambda: page(
             TicketFilters(queue_id=first_queue, status=[TicketStatus.open]),
@@ -116,7 +123,12 @@ async def main(tickets: int, server_url: str, runs: int) -> dict[str, Any]:
             TicketFilters(priority=[TicketPriority.urgent]), TicketSort.priority_desc
         ),
         "sync_by_updated_at": lambda: page(TicketFilters(), TicketSort.updated_at),
-        "deep_page_100": lambda: page(TicketFilters(), TicketSort.created_at_desc, depth=100),
+        "page_101_by_cursor": lambda: page(
+            TicketFilters(), TicketSort.created_at_desc, deep_cursor
+        ),
+        "assignee_open": lambda: page(
+            TicketFilters(assignee_id=1, status=[TicketStatus.open]), TicketSort.created_at_desc
+        ),
     }
     results = {name: await _timed(call, runs) for name, call in cases.items()}
     await engine.dispose()

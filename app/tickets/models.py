@@ -64,7 +64,16 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, Base):
         Index("ix_tickets_updated_at_id", "updated_at", "id"),
         Index("ix_tickets_status_created_at_id", "status", "created_at", "id"),
         Index("ix_tickets_queue_id_created_at_id", "queue_id", "created_at", "id"),
+        # The views agents work from: a queue's or their own tickets in one status, newest first.
+        Index("ix_tickets_queue_id_status_created_at_id", "queue_id", "status", "created_at", "id"),
         Index("ix_tickets_assignee_id_created_at_id", "assignee_id", "created_at", "id"),
+        Index(
+            "ix_tickets_assignee_id_status_created_at_id",
+            "assignee_id",
+            "status",
+            "created_at",
+            "id",
+        ),
         Index("ix_tickets_customer_id_created_at_id", "customer_id", "created_at", "id"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
     )

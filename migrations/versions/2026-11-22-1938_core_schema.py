@@ -469,6 +469,12 @@ def upgrade() -> None:
         ["assignee_id", "created_at", "id"],
         unique=False,
     )
+    op.create_index(
+        "ix_tickets_assignee_id_status_created_at_id",
+        "tickets",
+        ["assignee_id", "status", "created_at", "id"],
+        unique=False,
+    )
     op.create_index("ix_tickets_created_at_id", "tickets", ["created_at", "id"], unique=False)
     op.create_index(
         "ix_tickets_customer_id_created_at_id",
@@ -480,6 +486,12 @@ def upgrade() -> None:
         "ix_tickets_queue_id_created_at_id",
         "tickets",
         ["queue_id", "created_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_queue_id_status_created_at_id",
+        "tickets",
+        ["queue_id", "status", "created_at", "id"],
         unique=False,
     )
     op.create_index(
@@ -611,6 +623,8 @@ def downgrade() -> None:
     op.drop_index("ix_tickets_tags", table_name="tickets", postgresql_using="gin")
     op.drop_index("ix_tickets_status_created_at_id", table_name="tickets")
     op.drop_index("ix_tickets_queue_id_created_at_id", table_name="tickets")
+    op.drop_index("ix_tickets_queue_id_status_created_at_id", table_name="tickets")
+    op.drop_index("ix_tickets_assignee_id_status_created_at_id", table_name="tickets")
     op.drop_index("ix_tickets_customer_id_created_at_id", table_name="tickets")
     op.drop_index("ix_tickets_created_at_id", table_name="tickets")
     op.drop_index("ix_tickets_assignee_id_created_at_id", table_name="tickets")
