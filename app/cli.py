@@ -12,7 +12,6 @@ import json
 import signal
 import subprocess
 import sys
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
@@ -120,7 +119,6 @@ def _resolve_database(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     pgdata = settings.data_dir.resolve() / "postgres"
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         return resolve_database_url(settings)
     except (subprocess.SubprocessError, OSError) as exc:

@@ -91,6 +91,15 @@ async def database_url() -> AsyncIterator[str]:
     await _drop_database(server, name)
 
 
+@pytest.fixture
+async def empty_database_url(database_url: str) -> AsyncIterator[str]:
+    """An empty database of its own, beside the test database; dropped afterwards."""
+    name = f"ticketry_empty_{os.getpid()}"
+    url = await _recreate_database(database_url, name)
+    yield url
+    await _drop_database(database_url, name)
+
+
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url, pool_size=5)

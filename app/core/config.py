@@ -32,8 +32,10 @@ def async_database_url(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
+    scheme = url.split("://", 1)[0] if "://" in url else url[:20]
     raise ConfigurationError(
-        f"TICKETRY_DATABASE_URL must be a PostgreSQL URL (postgresql://user@host/db), got {url!r}"
+        "TICKETRY_DATABASE_URL must be a PostgreSQL URL (postgresql://user@host/db); "
+        f"it starts with {scheme!r}"
     )
 
 

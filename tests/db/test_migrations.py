@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,15 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
 from app.db.models import Base
 from app.db.session import create_engine
-from tests.conftest import _recreate_database
 
 
 @pytest.fixture
-async def empty_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An empty database of its own, beside the test database on the same server."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    url = await _recreate_database(database_url, f"ticketry_migrations_{worker}")
-    engine = create_engine(url, pool_size=1)
+async def empty_engine(empty_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(empty_database_url, pool_size=1)
     yield engine
     await engine.dispose()
 
