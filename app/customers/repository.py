@@ -2,13 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.core.pagination import SortKey, paginate
 from app.customers.models import Customer, CustomerEmail, CustomerExternalId
-from app.tickets.models import Ticket
 
 _WITH_CHILDREN = (selectinload(Customer.emails), selectinload(Customer.external_ids))
 
@@ -66,13 +65,6 @@ async def id_by_customer_number(session: AsyncSession, customer_number: str) -> 
     return await session.scalar(
         select(Customer.id).where(Customer.customer_number == customer_number)
     )
-
-
-async def count_tickets(session: AsyncSession, customer_id: int) -> int:
-    count = await session.scalar(
-        select(func.count()).select_from(Ticket).where(Ticket.customer_id == customer_id)
-    )
-    return count or 0
 
 
 async def primary_email(session: AsyncSession, customer_id: int) -> str | None:

@@ -14,6 +14,7 @@ from app.customers import repository
 from app.customers.models import Customer, CustomerEmail, CustomerExternalId
 from app.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
 from app.organisations import service as organisations
+from app.tickets import service as ticket_service
 
 ENTITY = "customer"
 
@@ -234,7 +235,7 @@ async def delete_customer(
     actor.require(AgentRole.supervisor)
     customer = await _get(session, customer_id)
     check_version(customer.version, expected_version)
-    tickets = await repository.count_tickets(session, customer_id)
+    tickets = await ticket_service.count_for_customer(session, customer_id)
     if tickets:
         raise Conflict(
             f"Customer {customer_id} has {tickets} ticket(s) and cannot be deleted while they "

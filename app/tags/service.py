@@ -9,7 +9,7 @@ from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.errors import Invalid, NotFound
-from app.tags import repository
+from app.tickets import service as tickets
 
 ENTITY = "tag"
 
@@ -20,7 +20,7 @@ async def list_tags(
     """Tags in use with their ticket counts. Not for external agents: the counts span every
     queue, including those they have no grant for."""
     actor.require(AgentRole.agent)
-    return await repository.count_tags(session, prefix=prefix, limit=limit)
+    return await tickets.tag_counts(session, prefix=prefix, limit=limit)
 
 
 def _unused(name: str) -> NotFound:
@@ -30,7 +30,7 @@ def _unused(name: str) -> NotFound:
 async def delete_tag(session: AsyncSession, actor: Principal, name: str) -> int:
     """Remove the tag from every ticket; returns how many tickets had it."""
     actor.require(AgentRole.supervisor)
-    changed = await repository.remove_tag(session, name)
+    changed = await tickets.remove_tag(session, name)
     if not changed:
         raise _unused(name)
     await audit.record(
@@ -44,7 +44,7 @@ async def rename_tag(session: AsyncSession, actor: Principal, name: str, new_nam
     actor.require(AgentRole.supervisor)
     if new_name == name:
         raise Invalid("The new name is the tag's current name.", field="body.new_name")
-    changed = await repository.rename_tag(session, name, new_name)
+    changed = await tickets.rename_tag(session, name, new_name)
     if not changed:
         raise _unused(name)
     await audit.record(

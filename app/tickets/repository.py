@@ -1,16 +1,42 @@
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, Select, case, func, select, update
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from app.core.pagination import SortKey, paginate
 from app.tickets.models import Message, Ticket
 from app.tickets.schemas import TicketFilters
 
 
-async def get(session: AsyncSession, ticket_id: int) -> Ticket | None:
-    return await session.get(Ticket, ticket_id)
+async def get(session: AsyncSession, ticket_id: int, *, for_update: bool = False) -> Ticket | None:
+    """The ticket; ``for_update`` locks its row so concurrent writers queue up, not fail."""
+    return await session.get(Ticket, ticket_id, with_for_update=for_update)
+
+
+async def count_for_customer(session: AsyncSession, customer_id: int) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(Ticket).where(Ticket.customer_id == customer_id)
+    )
+    return count or 0
+
+
+async def release(
+    session: AsyncSession, column: InstrumentedAttribute[int | None], value: int
+) -> list[int]:
+    """Clear a reference (queue, team) on every ticket holding it, as a change of each ticket."""
+    changed = await session.scalars(
+        update(Ticket)
+        .where(column == value)
+        .values({column.key: None, "version": Ticket.version + 1})
+        .returning(Ticket.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return list(changed)
 
 
 def _filtered(filters: TicketFilters, visible_queue_ids: frozenset[int] | None) -> Select[Ticket]:
@@ -82,3 +108,50 @@ async def list_messages(
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
     return await session.get(Message, message_id)
+
+
+async def count_tags(
+    session: AsyncSession, *, prefix: str | None, limit: int
+) -> Sequence[Row[tuple[str, int]]]:
+    """Rows of (name, ticket_count), most used first, then by name."""
+    tagged = select(Ticket.id, func.unnest(Ticket.tags).label("name")).subquery()
+    # DISTINCT: a ticket counts once even if its array repeats a tag.
+    ticket_count = func.count(tagged.c.id.distinct()).label("ticket_count")
+    statement = (
+        select(tagged.c.name, ticket_count)
+        .group_by(tagged.c.name)
+        .order_by(ticket_count.desc(), tagged.c.name)
+        .limit(limit)
+    )
+    if prefix:
+        statement = statement.where(tagged.c.name.istartswith(prefix, autoescape=True))
+    return (await session.execute(statement)).all()
+
+
+async def _update_tagged(session: AsyncSession, tag: str, new_tags: Any) -> int:
+    """Set ``tags`` to ``new_tags`` on every ticket carrying ``tag``; the number changed."""
+    changed = await session.scalars(
+        update(Ticket)
+        # `@>` uses the GIN index, so only the tickets carrying the tag are visited.
+        .where(Ticket.tags.contains(array([tag])))
+        # A bulk UPDATE bypasses the ORM's version counter: bump it (and updated_at, by its
+        # onupdate default) so ETags and `updated_since` syncs see the change.
+        .values(tags=new_tags, version=Ticket.version + 1)
+        .returning(Ticket.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return len(changed.all())
+
+
+async def remove_tag(session: AsyncSession, tag: str) -> int:
+    return await _update_tagged(session, tag, func.array_remove(Ticket.tags, tag))
+
+
+async def rename_tag(session: AsyncSession, old: str, new: str) -> int:
+    # A ticket that has the new tag already just loses the old one, so no tag appears twice;
+    # otherwise the new name takes the old one's place in the list.
+    new_tags = case(
+        (Ticket.tags.contains(array([new])), func.array_remove(Ticket.tags, old)),
+        else_=func.array_replace(Ticket.tags, old, new),
+    )
+    return await _update_tagged(session, old, new_tags)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents
@@ -326,3 +328,31 @@ async def get_attachment(session: AsyncSession, actor: Principal, attachment_id:
     except NotFound:
         raise NotFound(f"Attachment {attachment_id} does not exist.") from None
     return attachment
+
+
+async def count_for_customer(session: AsyncSession, customer_id: int) -> int:
+    return await repository.count_for_customer(session, customer_id)
+
+
+async def release_queue(session: AsyncSession, queue_id: int) -> list[int]:
+    """Take the tickets out of a queue that is going away; returns their ids."""
+    return await repository.release(session, Ticket.queue_id, queue_id)
+
+
+async def release_team(session: AsyncSession, team_id: int) -> list[int]:
+    """Take the tickets off a team that is going away; returns their ids."""
+    return await repository.release(session, Ticket.team_id, team_id)
+
+
+async def tag_counts(
+    session: AsyncSession, *, prefix: str | None, limit: int
+) -> Sequence[Row[tuple[str, int]]]:
+    return await repository.count_tags(session, prefix=prefix, limit=limit)
+
+
+async def remove_tag(session: AsyncSession, tag: str) -> int:
+    return await repository.remove_tag(session, tag)
+
+
+async def rename_tag(session: AsyncSession, old: str, new: str) -> int:
+    return await repository.rename_tag(session, old, new)

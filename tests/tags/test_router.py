@@ -144,8 +144,13 @@ async def test_delete_removes_the_tag_from_every_ticket(
     assert await _tags_of(session, first) == ["økonomi"]
     assert await _tags_of(session, second) == ["økonomi", "haster"]
     assert await _tags_of(session, untouched) == ["haster"]
-    # A tag clean-up is not an edit of the tickets: version and updated_at stay.
-    assert {tid: await _stamp(session, tid) for tid in stamps} == stamps
+    # A tag clean-up changes the tickets that had the tag: their ETag and updated_at move, so
+    # clients holding an old version get 412 and incremental syncs see the change.
+    after = {tid: await _stamp(session, tid) for tid in stamps}
+    for changed in (first, second):
+        assert after[changed][0] == stamps[changed][0] + 1
+        assert after[changed][1] > stamps[changed][1]
+    assert after[untouched] == stamps[untouched]
 
     again = await client.delete(f"{TAGS}/vip", headers=supervisor.headers)
     assert again.status_code == 404
@@ -187,7 +192,9 @@ async def test_rename(
     assert await _tags_of(session, both) == ["forsendelse-æøå"]
     # Tags are case-sensitive: "Fragt" is another tag.
     assert await _tags_of(session, other) == ["Fragt"]
-    assert await _stamp(session, plain) == stamp
+    version, updated_at = await _stamp(session, plain)
+    assert version == stamp[0] + 1
+    assert updated_at > stamp[1]
 
     listed = await client.get(TAGS, headers=admin.headers, params={"q": "forsendelse"})
     assert listed.json() == [{"name": "forsendelse-æøå", "ticket_count": 2}]
