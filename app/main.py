@@ -35,7 +35,8 @@ Authenticate with `Authorization: Bearer <token>`: get a token from `POST /api/v
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    settings.resolved_secret_key()  # fail at start, not at first use, when it is missing
+    # Fail at start, not at first use, when the key is missing.
+    await asyncio.to_thread(settings.resolved_secret_key)
     url = await asyncio.to_thread(resolve_database_url, settings)
     engine = create_engine(url, pool_size=settings.db_pool_size)
     app.state.engine = engine
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
         redoc_url="/redoc",
         generate_unique_id_function=_operation_id,
+        max_body_size=settings.max_request_mb * 1024 * 1024,
     )
     app.state.settings = settings
     app.add_middleware(

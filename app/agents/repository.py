@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent, AgentRole
@@ -13,6 +13,15 @@ async def get(session: AsyncSession, agent_id: int) -> Agent | None:
 
 async def get_by_email(session: AsyncSession, email: str) -> Agent | None:
     return await session.scalar(select(Agent).where(Agent.email == email.lower()))
+
+
+async def count_active_admins(session: AsyncSession, *, excluding: int) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Agent)
+        .where(Agent.role == AgentRole.admin, Agent.active.is_(True), Agent.id != excluding)
+    )
+    return count or 0
 
 
 async def list_agents(

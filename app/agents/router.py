@@ -40,13 +40,14 @@ async def create_agent(
     """Create an agent (admin)."""
     agent = await service.create_agent(session, principal, body)
     response.headers["ETag"] = etag(agent.version)
+    response.headers["Location"] = f"/api/v1/agents/{agent.id}"
     return AgentRead.model_validate(agent)
 
 
 @router.get("/me", response_model=AgentRead, responses=responses(401, 404))
 async def get_me(session: DbSession, principal: CurrentPrincipal, response: Response) -> AgentRead:
     """The calling agent's own profile."""
-    agent = await service.get_agent(session, principal, principal.agent_id or 0)
+    agent = await service.get_self(session, principal)
     response.headers["ETag"] = etag(agent.version)
     return AgentRead.model_validate(agent)
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.agents.models import AgentRole
-from app.core.types import EmailAddress
+from app.core.types import EmailAddress, reject_null
 
 SkillLevel = Annotated[int, Field(ge=1, le=5)]
 Password = Annotated[
@@ -27,6 +27,8 @@ class AgentBase(BaseModel):
 
 
 class AgentCreate(AgentBase):
+    model_config = ConfigDict(extra="forbid")
+
     email: EmailAddress
     password: Password | None = Field(
         default=None, description="Needed to log in with email and password."
@@ -34,6 +36,8 @@ class AgentCreate(AgentBase):
 
 
 class AgentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     role: AgentRole | None = None
     skills: dict[str, SkillLevel] | None = None
@@ -43,14 +47,22 @@ class AgentUpdate(BaseModel):
     available: bool | None = None
     password: Password | None = None
 
+    _not_null = field_validator(
+        "name", "role", "skills", "capacity", "languages", "active", "available", "password"
+    )(reject_null)
+
 
 class AgentSelfUpdate(BaseModel):
     """What agents may change about themselves."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     languages: list[LanguageTag] | None = None
     available: bool | None = Field(default=None, description="Away agents get no new tickets.")
     password: Password | None = None
+
+    _not_null = field_validator("name", "languages", "available", "password")(reject_null)
 
 
 class AgentRead(BaseModel):

@@ -8,6 +8,7 @@ from app.agents import repository
 from app.agents.models import Agent, AgentRole
 from app.agents.schemas import AgentCreate, AgentRead, AgentSelfUpdate, AgentUpdate
 from app.audit import service as audit
+from app.auth import service as auth
 from app.auth.schemas import Principal
 from app.core.errors import Conflict, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
@@ -89,8 +90,7 @@ async def _apply(
     values = changes.model_dump(exclude_unset=True)
     password = values.pop("password", None)
     for field, value in values.items():
-        if value is not None:
-            setattr(agent, field, value)
+        setattr(agent, field, value)
     if password:
         agent.password_hash = await asyncio.to_thread(hash_password, password)
     await session.flush()
@@ -99,6 +99,7 @@ async def _apply(
     )
     if password:
         await audit.record(session, actor, "agent.password_changed", ENTITY, agent.id)
+        await auth.end_login_sessions(session, actor, agent.id)
     return agent
 
 
@@ -111,7 +112,24 @@ async def update_agent(
 ) -> Agent:
     actor.require(AgentRole.admin)
     agent = await get_agent(session, actor, agent_id)
+    demoted = changes.role not in (None, AgentRole.admin) or changes.active is False
+    if agent.role is AgentRole.admin and agent.active and demoted:
+        await _keep_an_admin(session, agent.id)
     return await _apply(session, actor, agent, changes, expected_version)
+
+
+async def _keep_an_admin(session: AsyncSession, leaving_id: int) -> None:
+    if await repository.count_active_admins(session, excluding=leaving_id) == 0:
+        raise Conflict(
+            "This is the last active admin: make another agent admin first, so that someone "
+            "can still manage agents and settings."
+        )
+
+
+async def get_self(session: AsyncSession, actor: Principal) -> Agent:
+    if actor.agent_id is None:
+        raise NotFound("The system has no agent profile.")
+    return await get_agent(session, actor, actor.agent_id)
 
 
 async def update_self(
@@ -120,7 +138,5 @@ async def update_self(
     changes: AgentSelfUpdate,
     expected_version: int | None,
 ) -> Agent:
-    if actor.agent_id is None:
-        raise NotFound("The system has no agent profile.")
-    agent = await get_agent(session, actor, actor.agent_id)
+    agent = await get_self(session, actor)
     return await _apply(session, actor, agent, changes, expected_version)

@@ -97,7 +97,8 @@ def if_match_version(
     """The version the caller last saw, from ``If-Match`` (``*`` or absent: any version)."""
     if if_match is None or if_match.strip() == "*":
         return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
+    # If-Match compares strongly (RFC 9110): a weak tag never matches.
+    tag = if_match.strip().strip('"')
     if not tag.isdigit():
         raise PreconditionFailed(
             f"If-Match {if_match!r} is not an ETag of this resource; GET it again and resend."

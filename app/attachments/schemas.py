@@ -17,6 +17,8 @@ def _decode_base64(value: object) -> bytes:
         raise ValueError(f"not valid base64: {exc}") from exc
 
 
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+
 StrictBase64 = Annotated[
     bytes,
     BeforeValidator(_decode_base64),
@@ -25,11 +27,17 @@ StrictBase64 = Annotated[
 
 
 class AttachmentUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     filename: str = Field(min_length=1, max_length=500, examples=["kvittering.pdf"])
     content_type: str = Field(
         default="application/octet-stream", max_length=200, examples=["application/pdf"]
     )
-    content_base64: StrictBase64 = Field(description="The file, base64-encoded.")
+    content_base64: StrictBase64 = Field(
+        description="The file, base64-encoded (25 MiB at most).",
+        # Checked before decoding: base64 takes 4 characters for every 3 bytes.
+        max_length=(MAX_ATTACHMENT_BYTES + 2) // 3 * 4,
+    )
 
 
 class AttachmentRead(BaseModel):

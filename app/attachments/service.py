@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.attachments import repository
 from app.attachments.models import Attachment
-from app.attachments.schemas import AttachmentUpload
+from app.attachments.schemas import MAX_ATTACHMENT_BYTES, AttachmentUpload
 from app.core.errors import Invalid, NotFound
 
-MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 async def store(session: AsyncSession, uploads: list[AttachmentUpload]) -> list[Attachment]:
@@ -24,7 +27,7 @@ async def store(session: AsyncSession, uploads: list[AttachmentUpload]) -> list[
                 f"{upload.filename} is {len(data)} bytes; the limit is {MAX_ATTACHMENT_BYTES}.",
                 field=f"body.attachments.{index}.content_base64",
             )
-        digest = hashlib.sha256(data).hexdigest()
+        digest = await asyncio.to_thread(_sha256, data)
         await repository.store_blob(session, digest, data)
         attachments.append(
             Attachment(

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from app.api.deps import CurrentPrincipal, Cursor, DbSession, PageLimit
 from app.api.problems import responses
@@ -17,23 +17,10 @@ router = APIRouter(prefix="/audit-events", tags=["audit"])
 async def list_audit_events(
     session: DbSession,
     principal: CurrentPrincipal,
+    filters: Annotated[AuditFilters, Query()],
     limit: PageLimit,
     cursor: Cursor = None,
-    entity_type: str | None = None,
-    entity_id: str | None = None,
-    actor_agent_id: int | None = None,
-    action: str | None = None,
-    occurred_after: datetime | None = None,
-    occurred_before: datetime | None = None,
 ) -> Page[AuditEventRead]:
     """Who changed what, newest first (admin)."""
-    filters = AuditFilters(
-        entity_type=entity_type,
-        entity_id=entity_id,
-        actor_agent_id=actor_agent_id,
-        action=action,
-        occurred_after=occurred_after,
-        occurred_before=occurred_before,
-    )
     rows, next_cursor = await service.list_events(session, principal, filters, cursor, limit)
     return Page(items=[AuditEventRead.model_validate(e) for e in rows], next_cursor=next_cursor)

@@ -17,6 +17,9 @@ from app.core.pagination import SortKey, next_cursor
 
 Snapshot = dict[str, Any]
 
+# Fields that change with every write; a change of these alone is no change worth recording.
+_BOOKKEEPING = frozenset({"version", "updated_at"})
+
 
 def snapshot(read_model: BaseModel) -> Snapshot:
     """A JSON-ready picture of an entity, as the API shows it."""
@@ -43,7 +46,7 @@ async def record(
     """Write one event; for an update pass full snapshots, only the changed fields are kept."""
     if before is not None and after is not None:
         before, after = changed_fields(before, after)
-        if not after:
+        if set(after) <= _BOOKKEEPING:
             return
     session.add(
         AuditEvent(

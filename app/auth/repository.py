@@ -31,7 +31,29 @@ async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[i
 
 
 async def touch_token(session: AsyncSession, token_id: int, when: datetime) -> None:
-    await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=when))
+    """Note the token's use, unless a concurrent request is noting it: requests sharing a
+    token must not wait for each other over a bookkeeping field."""
+    unlocked = select(ApiToken.id).where(ApiToken.id == token_id).with_for_update(skip_locked=True)
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.id.in_(unlocked.scalar_subquery()))
+        .values(last_used_at=when)
+    )
+
+
+async def revoke_tokens(
+    session: AsyncSession, agent_id: int, name: str, when: datetime, *, keep: int | None
+) -> None:
+    await session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.agent_id == agent_id,
+            ApiToken.name == name,
+            ApiToken.revoked_at.is_(None),
+            ApiToken.id != (keep or 0),
+        )
+        .values(revoked_at=when)
+    )
 
 
 async def list_tokens(session: AsyncSession, agent_id: int | None) -> list[ApiToken]:

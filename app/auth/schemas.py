@@ -51,11 +51,15 @@ def system_principal(label: str) -> Principal:
 
 
 class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: EmailAddress
     password: str = Field(min_length=1, max_length=1024)
 
 
 class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=200, examples=["CRM sync"])
     scopes: list[Scope] = Field(default_factory=lambda: [Scope.read, Scope.write], min_length=1)
     expires_in_days: int | None = Field(

@@ -12,7 +12,7 @@ from app.auth import repository
 from app.auth.models import ApiToken
 from app.auth.schemas import Principal, Scope, TokenCreate, TokenCreated, TokenRead
 from app.core.clock import utcnow
-from app.core.errors import Forbidden, NotFound, Unauthorized
+from app.core.errors import Forbidden, Invalid, NotFound, Unauthorized
 from app.core.security import hash_api_token, new_api_token, token_display_prefix, verify_password
 
 ENTITY = "api_token"
@@ -53,6 +53,18 @@ async def authenticate(
         source_ip=source_ip,
         request_id=request_id,
     )
+
+
+LOGIN_TOKEN_NAME = "login"  # noqa: S105 - the name of a token, not one
+
+
+async def end_login_sessions(session: AsyncSession, actor: Principal, agent_id: int) -> None:
+    """Revoke the agent's login tokens but the one in use (after a password change, so a
+    stolen session ends)."""
+    await repository.revoke_tokens(
+        session, agent_id, LOGIN_TOKEN_NAME, utcnow(), keep=actor.token_id
+    )
+    await audit.record(session, actor, "api_token.login_sessions_ended", "agent", agent_id)
 
 
 async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[int]:
@@ -108,7 +120,9 @@ async def login(
         source_ip=source_ip,
         request_id=request_id,
     )
-    return await _issue(session, actor, agent, "login", [Scope.read, Scope.write], lifetime)
+    return await _issue(
+        session, actor, agent, LOGIN_TOKEN_NAME, [Scope.read, Scope.write], lifetime
+    )
 
 
 async def create_token(
@@ -116,7 +130,7 @@ async def create_token(
 ) -> TokenCreated:
     owner_id = data.agent_id if data.agent_id is not None else actor.agent_id
     if owner_id is None:
-        raise NotFound("Say which agent the token is for (agent_id).")
+        raise Invalid("Say which agent the token is for (agent_id).", field="body.agent_id")
     if owner_id != actor.agent_id:
         actor.require(AgentRole.admin)
     if not set(data.scopes) <= actor.scopes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     login_token_hours: int = Field(
         default=12, ge=1, description="Lifetime of the token `POST /api/v1/auth/login` returns."
     )
+    max_request_mb: int = Field(
+        default=64, ge=1, description="Largest request body accepted, in MiB (attachments count)."
+    )
     db_pool_size: int = Field(
         default=10,
         ge=1,
@@ -119,10 +123,15 @@ class Settings(BaseSettings):
                 "e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
         key_file = self.data_dir / "secret_key"
-        if not key_file.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-            key_file.chmod(0o600)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # Created private and exclusively: of two processes starting at once, one writes.
+            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(48))
         return key_file.read_text(encoding="utf-8").strip()
 
 

@@ -7,6 +7,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -29,6 +30,11 @@ class SortKey:
     id_column: InstrumentedAttribute[int]
     descending: bool
 
+    @property
+    def name(self) -> str:
+        """Written into cursors, so a cursor is only ever used with the order it came from."""
+        return ("-" if self.descending else "") + self.column.key
+
 
 def _encode(values: list[Any]) -> str:
     raw = json.dumps(
@@ -38,18 +44,31 @@ def _encode(values: list[Any]) -> str:
 
 
 def _decode(cursor: str, key: SortKey) -> tuple[Any, int]:
+    invalid = Invalid(
+        "The cursor is not valid: pass back `next_cursor` from the previous page unchanged.",
+        field="cursor",
+    )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, row_id = json.loads(base64.urlsafe_b64decode(padded))
+        sort, value, row_id = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise invalid from exc
+    if sort != key.name:
+        raise Invalid(
+            f"The cursor belongs to the order `{sort}`, not `{key.name}`: keep the same `sort` "
+            "while paging, or start again without a cursor.",
+            field="cursor",
+        )
+    expected = key.column.type.python_type
+    try:
         if isinstance(key.column.type, DateTime):
             value = datetime.fromisoformat(value)
-        if not isinstance(row_id, int):
-            raise TypeError(row_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise Invalid(
-            "The cursor is not valid: pass back `next_cursor` from the previous page unchanged.",
-            field="cursor",
-        ) from exc
+        elif issubclass(expected, Enum):
+            value = expected(value)
+    except (ValueError, TypeError) as exc:
+        raise invalid from exc
+    if not isinstance(row_id, int) or not isinstance(value, expected):
+        raise invalid
     return value, row_id
 
 
@@ -74,7 +93,7 @@ def next_cursor(rows: list[Any], key: SortKey, limit: int) -> tuple[list[Any], s
         return rows, None
     kept = rows[:limit]
     last = kept[-1]
-    return kept, _encode([getattr(last, key.column.key), last.id])
+    return kept, _encode([key.name, getattr(last, key.column.key), last.id])
 
 
 class Page(BaseModel, Generic[ItemT]):

@@ -25,6 +25,8 @@ class ApiChannel(StrEnum):
 class CustomerRef(BaseModel):
     """The customer by id, or by email (found, or created when new)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     id: int | None = None
     email: EmailAddress | None = None
     name: str | None = Field(default=None, max_length=300)
@@ -37,6 +39,8 @@ class CustomerRef(BaseModel):
 
 
 class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     body_text: str = Field(min_length=1, max_length=1_000_000)
     body_html: str | None = Field(default=None, max_length=5_000_000)
     public: bool = Field(
@@ -60,12 +64,16 @@ class MessageCreate(BaseModel):
 
 
 class FirstMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     body_text: str = Field(min_length=1, max_length=1_000_000)
     body_html: str | None = Field(default=None, max_length=5_000_000)
     attachments: list[AttachmentUpload] = Field(default_factory=list, max_length=50)
 
 
 class TicketCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     subject: Subject
     customer: CustomerRef
     message: FirstMessage = Field(description="What the customer wrote (the first message).")
@@ -83,6 +91,8 @@ class TicketCreate(BaseModel):
 
 
 class TicketUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     subject: Subject | None = None
     status: TicketStatus | None = None
     priority: TicketPriority | None = None

@@ -57,9 +57,14 @@ def _snapshot(ticket: Ticket) -> audit.Snapshot:
     return audit.snapshot(TicketRead.model_validate(ticket))
 
 
-async def get_ticket(session: AsyncSession, actor: Principal, ticket_id: int) -> Ticket:
-    """The ticket, if it exists and the actor may see it (external agents: granted queues)."""
-    ticket = await repository.get(session, ticket_id)
+async def get_ticket(
+    session: AsyncSession, actor: Principal, ticket_id: int, *, for_update: bool = False
+) -> Ticket:
+    """The ticket, if it exists and the actor may see it (external agents: granted queues).
+
+    ``for_update`` locks it for a change, so two writers at once queue up instead of one
+    failing on the version check it never asked for."""
+    ticket = await repository.get(session, ticket_id, for_update=for_update)
     if ticket is None or not actor.can_see_queue(ticket.queue_id):
         raise NotFound(f"Ticket {ticket_id} does not exist.")
     return ticket
@@ -81,16 +86,21 @@ async def list_tickets(
 
 async def _check_queue(session: AsyncSession, actor: Principal, queue_id: int) -> TicketPriority:
     queue = await queues.find_queue(session, queue_id)
-    if queue is None:
+    # A queue an external partner has no grant for does not exist, as far as they can tell.
+    if queue is None or not actor.can_see_queue(queue_id):
         raise Invalid(f"Queue {queue_id} does not exist.", field="body.queue_id")
-    if not actor.can_see_queue(queue_id):
-        raise Forbidden(f"You have no grant for queue {queue_id}.")
     return queue.default_priority
 
 
 async def _check_assignee(
-    session: AsyncSession, actor: Principal, assignee_id: int, queue_id: int | None
+    session: AsyncSession, actor: Principal, assignee_id: int | None, queue_id: int | None
 ) -> None:
+    """The assignee must be active and, if an outside partner, granted the ticket's queue.
+    Partners may only take tickets themselves (and not unassign others)."""
+    if actor.is_external and assignee_id != actor.agent_id:
+        raise Forbidden("External partners can assign tickets only to themselves.")
+    if assignee_id is None:
+        return
     agent = await agents.find_by_id(session, assignee_id)
     if agent is None or not agent.active:
         raise Invalid(
@@ -103,8 +113,6 @@ async def _check_assignee(
             f"Agent {assignee_id} is an external partner without a grant for this ticket's queue.",
             field="body.assignee_id",
         )
-    if actor.is_external and assignee_id != actor.agent_id:
-        raise Forbidden("External partners can assign tickets only to themselves.")
 
 
 async def _check_team(session: AsyncSession, team_id: int) -> None:
@@ -132,6 +140,9 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
         raise Invalid(
             "External partners must create tickets in a granted queue.", field="body.queue_id"
         )
+    if actor.is_external and data.customer.id is not None:
+        # Partners see no customer records: naming one by id would reveal its contact data.
+        raise Forbidden("External partners name the customer by email, not by id.")
     default_priority = TicketPriority.normal
     if data.queue_id is not None:
         default_priority = await _check_queue(session, actor, data.queue_id)
@@ -207,19 +218,20 @@ async def update_ticket(
     changes: TicketUpdate,
     expected_version: int | None,
 ) -> Ticket:
-    ticket = await get_ticket(session, actor, ticket_id)
+    ticket = await get_ticket(session, actor, ticket_id, for_update=True)
     check_version(ticket.version, expected_version)
     values: dict[str, Any] = changes.model_dump(exclude_unset=True)
-    if "queue_id" in values and values["queue_id"] != ticket.queue_id:
-        if values["queue_id"] is None:
+    queue_id = values.get("queue_id", ticket.queue_id)
+    if queue_id != ticket.queue_id:
+        if queue_id is None:
             if actor.is_external:
                 raise Forbidden("External partners cannot take a ticket out of its queue.")
         else:
-            await _check_queue(session, actor, values["queue_id"])
-    if values.get("assignee_id") is not None and values["assignee_id"] != ticket.assignee_id:
-        await _check_assignee(
-            session, actor, values["assignee_id"], values.get("queue_id", ticket.queue_id)
-        )
+            await _check_queue(session, actor, queue_id)
+    assignee_id = values.get("assignee_id", ticket.assignee_id)
+    if assignee_id != ticket.assignee_id or queue_id != ticket.queue_id:
+        # A new queue re-checks the assignee: a partner must not keep a ticket they lost.
+        await _check_assignee(session, actor, assignee_id, queue_id)
     if values.get("team_id") is not None:
         await _check_team(session, values["team_id"])
     before = _snapshot(ticket)
@@ -243,7 +255,7 @@ async def add_message(
     session: AsyncSession, actor: Principal, ticket_id: int, data: MessageCreate
 ) -> Message:
     """A reply, an internal note, or a recorded customer message; moves the ticket on."""
-    ticket = await get_ticket(session, actor, ticket_id)
+    ticket = await get_ticket(session, actor, ticket_id, for_update=True)
     before = _snapshot(ticket)
     customer_email = await customers.primary_email(session, ticket.customer_id)
     inbound = data.direction is MessageDirection.inbound
@@ -255,8 +267,8 @@ async def add_message(
         ticket_id=ticket.id,
         direction=data.direction,
         is_public=data.public,
-        # A reply travels by mail when it has recipients; all else is recorded through the API.
-        channel=Channel.email if recipients else Channel.api,
+        # Written through the API; sending replies by mail is the outbound worker's job.
+        channel=Channel.api,
         author_agent_id=None if inbound else actor.agent_id,
         author_customer_id=ticket.customer_id if inbound else None,
         from_address=customer_email if inbound else None,

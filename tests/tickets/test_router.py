@@ -401,7 +401,7 @@ async def test_external_partner_sees_only_granted_queues_and_public_messages(
         headers=partner.headers,
         json={"queue_id": hidden},
     )
-    assert moved.status_code == 403
+    assert moved.status_code == 422
     taken = await client.patch(
         f"/api/v1/tickets/{visible_ticket['id']}",
         headers=partner.headers,
@@ -411,7 +411,26 @@ async def test_external_partner_sees_only_granted_queues_and_public_messages(
     elsewhere = await client.post(
         "/api/v1/tickets", headers=partner.headers, json=ticket_body(queue_id=hidden)
     )
-    assert elsewhere.status_code == 403
+    assert elsewhere.status_code == 422
+    assert elsewhere.json()["detail"] == f"Queue {hidden} does not exist."
+    by_id = await client.post(
+        "/api/v1/tickets",
+        headers=partner.headers,
+        json=ticket_body(queue_id=granted, customer={"id": hidden_ticket["customer_id"]}),
+    )
+    assert by_id.status_code == 403
+    colleague = await make_agent("agent")
+    await client.patch(
+        f"/api/v1/tickets/{visible_ticket['id']}",
+        headers=admin.headers,
+        json={"assignee_id": colleague.id},
+    )
+    unassign = await client.patch(
+        f"/api/v1/tickets/{visible_ticket['id']}",
+        headers=partner.headers,
+        json={"assignee_id": None},
+    )
+    assert unassign.status_code == 403
 
 
 async def test_authentication_and_scopes(client: httpx.AsyncClient, make_agent: MakeAgent) -> None:
@@ -427,3 +446,18 @@ async def test_authentication_and_scopes(client: httpx.AsyncClient, make_agent: 
     unknown = await client.get("/api/v1/tickets", headers={"Authorization": "Bearer tkt_nope"})
     assert unknown.status_code == 401
     assert unknown.json()["type"].endswith("/unauthorized")
+
+
+async def test_a_cursor_only_continues_its_own_order(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    for i in range(3):
+        await create_ticket(client, admin, subject=f"Sag {i}")
+    page = await client.get("/api/v1/tickets", headers=admin.headers, params={"limit": 1})
+    cursor = page.json()["next_cursor"]
+    for sort in ("number", "priority", "-updated_at"):
+        mixed = await client.get(
+            "/api/v1/tickets", headers=admin.headers, params={"cursor": cursor, "sort": sort}
+        )
+        assert mixed.status_code == 422, (sort, mixed.text)
+        assert "-created_at" in mixed.json()["detail"]
