@@ -24,6 +24,11 @@ class LogLevel(StrEnum):
     error = "ERROR"
 
 
+class ClosedTicketReply(StrEnum):
+    reopen = "reopen"
+    follow_up = "follow_up"
+
+
 class ConfigurationError(RuntimeError):
     """Settings that cannot work; the message says which variable to set."""
 
@@ -93,6 +98,30 @@ class Settings(BaseSettings):
     )
     max_request_mb: int = Field(
         default=64, ge=1, description="Largest request body accepted, in MiB (attachments count)."
+    )
+    ticket_number_prefix: str = Field(
+        default="#",
+        min_length=1,
+        max_length=20,
+        description="Put before the ticket number in mail subjects: `[#100123]`.",
+    )
+    max_mail_mb: int = Field(
+        default=40, ge=1, description="Larger inbound mails are quarantined, not processed."
+    )
+    reply_to_closed: ClosedTicketReply = Field(
+        default=ClosedTicketReply.reopen,
+        description="A customer's reply to a closed ticket: `reopen` it, or open a `follow_up`.",
+    )
+    auto_reply_limit_per_day: int = Field(
+        default=3,
+        ge=0,
+        description="Automatic answers (acknowledgements) one address gets per 24 hours at most.",
+    )
+    imap_timeout_seconds: float = Field(
+        default=30, gt=0, description="Longest wait for one IMAP command before reconnecting."
+    )
+    imap_batch_size: int = Field(
+        default=100, ge=1, le=200, description="Messages fetched per IMAP command."
     )
     db_pool_size: int = Field(
         default=10,

@@ -9,7 +9,9 @@ from app.db.base import Base
 from app.organisations.models import Organisation, OrganisationExternalId
 from app.queues.models import Queue, queue_grants
 from app.teams.models import Team, team_members
-from app.tickets.models import Message, Ticket
+from app.ingest.models import InboundMail
+from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
+from app.tickets.models import Message, Ticket, TicketLink
 
 __all__ = [
     "Agent",
@@ -19,6 +21,10 @@ __all__ = [
     "Base",
     "Blob",
     "Customer",
+    "InboundMail",
+    "Mailbox",
+    "MailboxFolder",
+    "MailboxStatus",
     "CustomerEmail",
     "CustomerExternalId",
     "Message",
@@ -27,6 +33,7 @@ __all__ = [
     "Queue",
     "Team",
     "Ticket",
+    "TicketLink",
     "queue_grants",
     "team_members",
 ]

@@ -53,6 +53,45 @@ class MessageDirection(StrEnum):
     outbound = "outbound"
 
 
+class MailKind(StrEnum):
+    """What an inbound mail is; anything but ``normal`` never gets an automatic answer."""
+
+    normal = "normal"
+    auto_reply = "auto_reply"
+    """Out-of-office and other answers written by a machine (Auto-Submitted, Precedence...)."""
+    bounce = "bounce"
+    """A delivery status notification: one of our mails did not arrive."""
+    mailing_list = "mailing_list"
+    own = "own"
+    """Our own outgoing mail, come back (a loop)."""
+
+
+class ThreadMatch(StrEnum):
+    """How an inbound mail found its ticket, so "why did this land here" has an answer."""
+
+    token = "token"
+    """Our signed Message-ID token in In-Reply-To/References: certain."""
+    in_reply_to = "in_reply_to"
+    references = "references"
+    subject_number = "subject_number"
+    new_ticket = "new_ticket"
+    follow_up = "follow_up"
+    """A reply to a closed ticket, made a new ticket linked to it."""
+
+
+class LinkKind(StrEnum):
+    possible_thread = "possible_thread"
+    """A weak threading match: a new ticket that may belong to the other one."""
+    follow_up = "follow_up"
+    merged = "merged"
+
+
+class LinkState(StrEnum):
+    open = "open"
+    accepted = "accepted"
+    dismissed = "dismissed"
+
+
 TICKET_NUMBER_SEQUENCE = Sequence("ticket_number_seq", start=100000)
 """Human ticket numbers: short, increasing, never reused, and unrelated to the row id."""
 
@@ -106,6 +145,9 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, Base):
     first_response_at: Mapped[datetime | None]
     solved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    merged_into_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("tickets.id", ondelete="SET NULL")
+    )
 
 
 class Message(IdMixin, Base):
@@ -135,6 +177,39 @@ class Message(IdMixin, Base):
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     in_reply_to: Mapped[str | None] = mapped_column(String(998))
     references: Mapped[list[str]] = mapped_column(ARRAY(String(998)), server_default=text("'{}'"))
+    reply_to_addresses: Mapped[list[str]] = mapped_column(
+        ARRAY(String(320)), server_default=text("'{}'")
+    )
+    sent_at: Mapped[datetime | None]
+    """The Date header of a mail: when the sender says it was written."""
+    new_text: Mapped[str | None] = mapped_column(Text)
+    """The new part of a mail, without quoted history and signature, when that could be told."""
+    kind: Mapped[MailKind] = mapped_column(
+        Enum(MailKind, name="mail_kind"), server_default=MailKind.normal.value
+    )
+    threaded_by: Mapped[ThreadMatch | None] = mapped_column(Enum(ThreadMatch, name="thread_match"))
+    threading_detail: Mapped[str | None] = mapped_column(Text)
+    """Which header value or token matched, in words."""
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     attachments: Mapped[list[Attachment]] = relationship(lazy="raise", order_by=Attachment.id)
+
+
+class TicketLink(IdMixin, Base):
+    """A relation between two tickets: a suggested thread, a follow-up, a merge."""
+
+    __tablename__ = "ticket_links"
+    __table_args__ = (Index("ix_ticket_links_other_ticket_id", "other_ticket_id"),)
+
+    ticket_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"), index=True
+    )
+    other_ticket_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tickets.id", ondelete="CASCADE")
+    )
+    kind: Mapped[LinkKind] = mapped_column(Enum(LinkKind, name="link_kind"))
+    state: Mapped[LinkState] = mapped_column(
+        Enum(LinkState, name="link_state"), server_default=LinkState.open.value
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
