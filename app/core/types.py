@@ -28,6 +28,15 @@ EmailAddress = Annotated[
     AfterValidator(normalise_email),
 ]
 
+Description = Annotated[str, Field(max_length=10_000)]
+"""Free text about a queue or a team."""
+
+
+def unique_in_order(values: list[str]) -> list[str]:
+    """For list fields: each value once, where it first appears (after normalisation
+    "Støtte@X.dk" and "støtte@x.dk" are one address, kept once)."""
+    return list(dict.fromkeys(values))
+
 
 def reject_null(value: Any) -> Any:
     """For update schemas: a field that may be left out (unchanged) but has no empty state.

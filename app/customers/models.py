@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.core.external_ids import ExternalIdColumns
 from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
 
 
@@ -46,13 +47,11 @@ class CustomerEmail(IdMixin, Base):
     position: Mapped[int] = mapped_column(Integer)
 
 
-class CustomerExternalId(Base):
+class CustomerExternalId(ExternalIdColumns, Base):
     """The customer's id in another system (CRM, ERP); unique per system."""
 
     __tablename__ = "customer_external_ids"
 
-    system: Mapped[str] = mapped_column(String(64), primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     customer_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )

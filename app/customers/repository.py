@@ -1,15 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.core.external_ids import ExternalIdStore
 from app.core.pagination import SortKey, paginate
 from app.customers.models import Customer, CustomerEmail, CustomerExternalId
+from app.db.locks import lock_values
 
 _WITH_CHILDREN = (selectinload(Customer.emails), selectinload(Customer.external_ids))
+_EXTERNAL_IDS = ExternalIdStore(
+    "customer", Customer, CustomerExternalId, CustomerExternalId.customer_id
+)
 
 
 async def get(session: AsyncSession, customer_id: int) -> Customer | None:
@@ -28,16 +33,24 @@ async def get_by_email(session: AsyncSession, email: str) -> Customer | None:
     return await session.scalar(statement)
 
 
-async def get_by_external_id(
-    session: AsyncSession, system: str, external_id: str
-) -> Customer | None:
-    statement = (
-        select(Customer)
-        .join(CustomerExternalId)
-        .where(CustomerExternalId.system == system, CustomerExternalId.external_id == external_id)
-        .options(*_WITH_CHILDREN)
-    )
-    return await session.scalar(statement)
+async def get_by_external_id(session: AsyncSession, system: str, external_id: str) -> Customer:
+    """The customer with that id in the other system; NotFound when none has it."""
+    return await _EXTERNAL_IDS.get_owner(session, system, external_id, options=_WITH_CHILDREN)
+
+
+async def set_external_ids(
+    session: AsyncSession, customer: Customer, wanted: Mapping[str, str]
+) -> bool:
+    """Give the customer exactly these ids (system -> id); Conflict when another customer
+    holds one. Returns whether anything changed."""
+    return await _EXTERNAL_IDS.sync(session, customer.external_ids, wanted, entity_id=customer.id)
+
+
+async def lock_emails(session: AsyncSession, emails: Iterable[str]) -> None:
+    """Serialise writers of the same addresses until the transaction ends: two requests
+    creating a customer for one new address would both find none, and one insert would hit
+    the unique constraint. Take it before looking the addresses up."""
+    await lock_values(session, "customer-email", emails)
 
 
 async def email_owners(session: AsyncSession, emails: Iterable[str]) -> dict[str, int]:
@@ -48,23 +61,23 @@ async def email_owners(session: AsyncSession, emails: Iterable[str]) -> dict[str
     return {email: owner for email, owner in await session.execute(statement)}
 
 
-async def external_id_owners(
-    session: AsyncSession, pairs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], int]:
-    """Which customer holds each ``(system, external_id)``, for those that are taken."""
-    wanted = list(pairs)
-    if not wanted:
-        return {}
-    statement = select(
-        CustomerExternalId.system, CustomerExternalId.external_id, CustomerExternalId.customer_id
-    ).where(tuple_(CustomerExternalId.system, CustomerExternalId.external_id).in_(wanted))
-    return {(system, value): owner for system, value, owner in await session.execute(statement)}
-
-
 async def id_by_customer_number(session: AsyncSession, customer_number: str) -> int | None:
     return await session.scalar(
         select(Customer.id).where(Customer.customer_number == customer_number)
     )
+
+
+async def release_organisation(session: AsyncSession, organisation_id: int) -> list[int]:
+    """Unlink the customers of an organisation that is going away, as a change of each
+    customer (version and ``updated_at`` move); returns their ids."""
+    changed = await session.scalars(
+        update(Customer)
+        .where(Customer.organisation_id == organisation_id)
+        .values(organisation_id=None, version=Customer.version + 1)
+        .returning(Customer.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return sorted(changed)
 
 
 async def primary_email(session: AsyncSession, customer_id: int) -> str | None:

@@ -2,23 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
+from app.api.etag import created_with_etag, read_with_etag
 from app.api.problems import responses
+from app.core.external_ids import ExternalIdValue, SystemName
 from app.core.pagination import Page
 from app.core.types import EmailAddress
 from app.customers import service
-from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate, CustomerNumber, CustomerRead, CustomerUpdate
-from app.organisations.schemas import ExternalIdValue, SystemName
 
 router = APIRouter(prefix="/customers", tags=["customers"])
-
-
-def _read(customer: Customer, response: Response) -> CustomerRead:
-    response.headers["ETag"] = etag(customer.version)
-    return CustomerRead.model_validate(customer)
 
 
 @router.get("", response_model=Page[CustomerRead], responses=responses(401, 403, 422))
@@ -56,11 +51,16 @@ async def list_customers(
     responses=responses(401, 403, 409, 422),
 )
 async def create_customer(
-    session: DbSession, principal: CurrentPrincipal, body: CustomerCreate, response: Response
+    session: DbSession,
+    principal: CurrentPrincipal,
+    body: CustomerCreate,
+    request: Request,
+    response: Response,
 ) -> CustomerRead:
     """Create a customer (agent role or higher); without `organisation_id` it is linked to the
     organisation of its primary address's domain, when exactly one has that domain."""
-    return _read(await service.create_customer(session, principal, body), response)
+    customer = await service.create_customer(session, principal, body)
+    return created_with_etag(request, response, CustomerRead, customer)
 
 
 @router.get("/lookup", response_model=CustomerRead, responses=responses(401, 403, 404, 422))
@@ -76,14 +76,15 @@ async def lookup_customer(
     customer = await service.lookup_customer(
         session, principal, email=email, system=system, external_id=external_id
     )
-    return _read(customer, response)
+    return read_with_etag(response, CustomerRead, customer)
 
 
 @router.get("/{customer_id}", response_model=CustomerRead, responses=responses(401, 403, 404))
 async def get_customer(
     session: DbSession, principal: CurrentPrincipal, customer_id: int, response: Response
 ) -> CustomerRead:
-    return _read(await service.get_customer(session, principal, customer_id), response)
+    customer = await service.get_customer(session, principal, customer_id)
+    return read_with_etag(response, CustomerRead, customer)
 
 
 @router.patch(
@@ -101,7 +102,7 @@ async def update_customer(
 ) -> CustomerRead:
     """Change a customer (agent role or higher)."""
     customer = await service.update_customer(session, principal, customer_id, body, if_match)
-    return _read(customer, response)
+    return read_with_etag(response, CustomerRead, customer)
 
 
 @router.delete(

@@ -6,12 +6,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.agents.schemas import LanguageTag
-from app.core.types import EmailAddress, reject_null
-from app.organisations.schemas import (
-    ExternalIds,
-    external_ids_as_dict,
-    unique_in_order,
-)
+from app.core.external_ids import ExternalIds, external_ids_as_dict
+from app.core.types import EmailAddress, reject_null, unique_in_order
 
 Emails = Annotated[
     list[EmailAddress],
@@ -29,6 +25,8 @@ CustomerNumber = Annotated[str, Field(min_length=1, max_length=100, examples=["K
 
 
 class CustomerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: Name | None = None
     emails: Annotated[Emails, Field(min_length=1)]
     phone: Phone | None = None
@@ -45,6 +43,8 @@ class CustomerCreate(BaseModel):
 
 class CustomerUpdate(BaseModel):
     """Fields left out stay; `null` clears the optional ones."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
     emails: Emails | None = Field(default=None, description="Replaces the addresses, in order.")

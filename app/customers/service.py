@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.errors import Conflict, Invalid, NotFound, check_version
-from app.core.external_ids import sync_external_ids
 from app.core.pagination import SortKey, next_cursor
+from app.core.uniqueness import check_free
 from app.customers import repository
-from app.customers.models import Customer, CustomerEmail, CustomerExternalId
+from app.customers.models import Customer, CustomerEmail
 from app.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
 from app.organisations import service as organisations
 from app.tickets import service as ticket_service
@@ -37,24 +35,28 @@ async def _get(session: AsyncSession, customer_id: int) -> Customer:
 async def _check_emails_free(
     session: AsyncSession, emails: list[str], customer_id: int | None
 ) -> None:
+    """Refuse addresses of other customers; locks them until the transaction ends, so no
+    other writer takes one between this check and the flush."""
+    await repository.lock_emails(session, emails)
     owners = await repository.email_owners(session, emails)
     for email in emails:
-        owner = owners.get(email)
-        if owner is not None and owner != customer_id:
-            raise Conflict(
-                f"The address {email} belongs to customer {owner} already.", customer_id=owner
-            )
+        check_free(
+            f"The address {email}",
+            owner_id=owners.get(email),
+            entity=ENTITY,
+            entity_id=customer_id,
+        )
 
 
 async def _check_customer_number_free(
     session: AsyncSession, customer_number: str, customer_id: int | None
 ) -> None:
-    owner = await repository.id_by_customer_number(session, customer_number)
-    if owner is not None and owner != customer_id:
-        raise Conflict(
-            f"The customer number {customer_number!r} belongs to customer {owner} already.",
-            customer_id=owner,
-        )
+    check_free(
+        f"The customer number {customer_number!r}",
+        owner_id=await repository.id_by_customer_number(session, customer_number),
+        entity=ENTITY,
+        entity_id=customer_id,
+    )
 
 
 async def _check_organisation(session: AsyncSession, organisation_id: int) -> None:
@@ -82,19 +84,6 @@ def _set_emails(customer: Customer, emails: list[str]) -> bool:
     return True
 
 
-async def _set_external_ids(
-    session: AsyncSession, customer: Customer, wanted: Mapping[str, str]
-) -> bool:
-    return sync_external_ids(
-        customer.external_ids,
-        wanted,
-        owners=await repository.external_id_owners(session, wanted.items()),
-        entity=ENTITY,
-        entity_id=customer.id,
-        make=lambda system, value: CustomerExternalId(system=system, external_id=value),
-    )
-
-
 async def _create(session: AsyncSession, actor: Principal, data: CustomerCreate) -> Customer:
     await _check_emails_free(session, data.emails, None)
     if data.customer_number is not None:
@@ -118,7 +107,7 @@ async def _create(session: AsyncSession, actor: Principal, data: CustomerCreate)
         external_ids=[],
     )
     _set_emails(customer, data.emails)
-    await _set_external_ids(session, customer, data.external_ids)
+    await repository.set_external_ids(session, customer, data.external_ids)
     session.add(customer)
     await session.flush()
     await audit.record(
@@ -174,10 +163,7 @@ async def lookup_customer(
             raise NotFound(f"No customer has the address {email}.")
         return customer
     if email is None and system is not None and external_id is not None:
-        customer = await repository.get_by_external_id(session, system, external_id)
-        if customer is None:
-            raise NotFound(f"No customer has the {system} id {external_id!r}.")
-        return customer
+        return await repository.get_by_external_id(session, system, external_id)
     raise Invalid("Look up by `email`, or by both `system` and `external_id`.", field="query")
 
 
@@ -211,7 +197,7 @@ async def update_customer(
         await _check_emails_free(session, emails, customer.id)
         children_changed |= _set_emails(customer, emails)
     if external_ids is not None:
-        children_changed |= await _set_external_ids(session, customer, external_ids)
+        children_changed |= await repository.set_external_ids(session, customer, external_ids)
     for field, value in values.items():
         setattr(customer, field, value)
     if children_changed:
@@ -242,10 +228,18 @@ async def delete_customer(
             "exist.",
             ticket_count=tickets,
         )
-    before = _snapshot(customer)
     await session.delete(customer)
     await session.flush()
-    await audit.record(session, actor, "customer.deleted", ENTITY, customer_id, before=before)
+    # Only the id: the audit log outlives the customer, and must hold no personal data that
+    # could then never be erased.
+    await audit.record(
+        session,
+        actor,
+        "customer.deleted",
+        ENTITY,
+        customer_id,
+        before={"id": customer_id, "ticket_count": 0},
+    )
 
 
 async def resolve_customer(
@@ -272,9 +266,21 @@ async def resolve_customer(
     customer = await repository.get_by_email(session, email)
     if customer is not None:
         return customer
+    # A new address: another request may be creating its customer right now. Wait for it
+    # (the lock), then look again: it may have committed the customer meanwhile.
+    await repository.lock_emails(session, [email])
+    customer = await repository.get_by_email(session, email)
+    if customer is not None:
+        return customer
     # Built unvalidated: the caller's schema validated the address, and `name` may be "".
     data = CustomerCreate.model_construct(name=name or None, emails=[email])
     return await _create(session, actor, data)
+
+
+async def release_organisation(session: AsyncSession, organisation_id: int) -> list[int]:
+    """Unlink the customers of an organisation that is being deleted, each as a change of the
+    customer (its version moves); returns their ids, for the caller's audit event."""
+    return await repository.release_organisation(session, organisation_id)
 
 
 async def primary_email(session: AsyncSession, customer_id: int) -> str | None:

@@ -6,6 +6,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.core.external_ids import ExternalIdColumns
 from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
 
 
@@ -23,13 +24,11 @@ class Organisation(IdMixin, TimestampMixin, VersionedMixin, Base):
     )
 
 
-class OrganisationExternalId(Base):
+class OrganisationExternalId(ExternalIdColumns, Base):
     """The organisation's id in another system (CRM, ERP); unique per system."""
 
     __tablename__ = "organisation_external_ids"
 
-    system: Mapped[str] = mapped_column(String(64), primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     organisation_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("organisations.id", ondelete="CASCADE"), index=True
     )

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.core.external_ids import ExternalIdStore
 from app.core.pagination import SortKey, paginate
 from app.organisations.models import Organisation, OrganisationExternalId
 
 _WITH_EXTERNAL_IDS = selectinload(Organisation.external_ids)
+_EXTERNAL_IDS = ExternalIdStore(
+    "organisation", Organisation, OrganisationExternalId, OrganisationExternalId.organisation_id
+)
 
 
 async def get(session: AsyncSession, organisation_id: int) -> Organisation | None:
@@ -33,34 +37,19 @@ async def ids_with_domain(session: AsyncSession, domain: str, *, limit: int) -> 
     return list(await session.scalars(statement))
 
 
-async def get_by_external_id(
-    session: AsyncSession, system: str, external_id: str
-) -> Organisation | None:
-    statement = (
-        select(Organisation)
-        .join(OrganisationExternalId)
-        .where(
-            OrganisationExternalId.system == system,
-            OrganisationExternalId.external_id == external_id,
-        )
-        .options(_WITH_EXTERNAL_IDS)
+async def get_by_external_id(session: AsyncSession, system: str, external_id: str) -> Organisation:
+    """The organisation with that id in the other system; NotFound when none has it."""
+    return await _EXTERNAL_IDS.get_owner(session, system, external_id, options=[_WITH_EXTERNAL_IDS])
+
+
+async def set_external_ids(
+    session: AsyncSession, organisation: Organisation, wanted: Mapping[str, str]
+) -> bool:
+    """Give the organisation exactly these ids (system -> id); Conflict when another
+    organisation holds one. Returns whether anything changed."""
+    return await _EXTERNAL_IDS.sync(
+        session, organisation.external_ids, wanted, entity_id=organisation.id
     )
-    return await session.scalar(statement)
-
-
-async def external_id_owners(
-    session: AsyncSession, pairs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], int]:
-    """Which organisation holds each ``(system, external_id)``, for those that are taken."""
-    wanted = list(pairs)
-    if not wanted:
-        return {}
-    statement = select(
-        OrganisationExternalId.system,
-        OrganisationExternalId.external_id,
-        OrganisationExternalId.organisation_id,
-    ).where(tuple_(OrganisationExternalId.system, OrganisationExternalId.external_id).in_(wanted))
-    return {(system, value): owner for system, value, owner in await session.execute(statement)}
 
 
 async def list_organisations(

@@ -2,28 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
+from app.api.etag import created_with_etag, read_with_etag
 from app.api.problems import responses
+from app.core.external_ids import ExternalIdValue, SystemName
 from app.core.pagination import Page
 from app.organisations import service
-from app.organisations.models import Organisation
 from app.organisations.schemas import (
-    ExternalIdValue,
     MailDomain,
     OrganisationCreate,
     OrganisationRead,
     OrganisationUpdate,
-    SystemName,
 )
 
 router = APIRouter(prefix="/organisations", tags=["organisations"])
-
-
-def _read(organisation: Organisation, response: Response) -> OrganisationRead:
-    response.headers["ETag"] = etag(organisation.version)
-    return OrganisationRead.model_validate(organisation)
 
 
 @router.get("", response_model=Page[OrganisationRead], responses=responses(401, 403, 422))
@@ -51,10 +45,15 @@ async def list_organisations(
     responses=responses(401, 403, 409, 422),
 )
 async def create_organisation(
-    session: DbSession, principal: CurrentPrincipal, body: OrganisationCreate, response: Response
+    session: DbSession,
+    principal: CurrentPrincipal,
+    body: OrganisationCreate,
+    request: Request,
+    response: Response,
 ) -> OrganisationRead:
     """Create an organisation (supervisor or higher)."""
-    return _read(await service.create_organisation(session, principal, body), response)
+    organisation = await service.create_organisation(session, principal, body)
+    return created_with_etag(request, response, OrganisationRead, organisation)
 
 
 @router.get(
@@ -73,7 +72,7 @@ async def lookup_organisation(
     organisation = await service.lookup_organisation(
         session, principal, domain=domain, system=system, external_id=external_id
     )
-    return _read(organisation, response)
+    return read_with_etag(response, OrganisationRead, organisation)
 
 
 @router.get(
@@ -82,7 +81,8 @@ async def lookup_organisation(
 async def get_organisation(
     session: DbSession, principal: CurrentPrincipal, organisation_id: int, response: Response
 ) -> OrganisationRead:
-    return _read(await service.get_organisation(session, principal, organisation_id), response)
+    organisation = await service.get_organisation(session, principal, organisation_id)
+    return read_with_etag(response, OrganisationRead, organisation)
 
 
 @router.patch(
@@ -103,7 +103,7 @@ async def update_organisation(
     organisation = await service.update_organisation(
         session, principal, organisation_id, body, if_match
     )
-    return _read(organisation, response)
+    return read_with_etag(response, OrganisationRead, organisation)
 
 
 @router.delete(

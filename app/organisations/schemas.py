@@ -5,7 +5,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from app.core.types import normalise_email, reject_null
+from app.core.external_ids import ExternalIds, external_ids_as_dict
+from app.core.types import normalise_email, reject_null, unique_in_order
 
 
 def normalise_domain(value: str) -> str:
@@ -22,22 +23,6 @@ MailDomain = Annotated[
     Field(min_length=1, max_length=253, examples=["blåbær.dk"]),
     AfterValidator(normalise_domain),
 ]
-SystemName = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
-        description="The other system's name: lower-case letters, digits, `_`, `.` and `-`.",
-        examples=["crm"],
-    ),
-]
-
-
-def unique_in_order(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(values))
-
-
 Domains = Annotated[
     list[MailDomain],
     Field(
@@ -47,25 +32,11 @@ Domains = Annotated[
     ),
     AfterValidator(unique_in_order),
 ]
-ExternalIdValue = Annotated[str, Field(min_length=1, max_length=200, examples=["A-17"])]
-ExternalIds = Annotated[
-    dict[SystemName, ExternalIdValue],
-    Field(
-        description="The entity's id in other systems, one per system; an id belongs to one "
-        "entity only.",
-        examples=[{"crm": "A-17"}],
-    ),
-]
-
-
-def external_ids_as_dict(value: Any) -> Any:
-    """Read schemas show the ORM's external-id rows as one ``{system: id}`` object."""
-    if isinstance(value, dict):
-        return value
-    return {row.system: row.external_id for row in value}
 
 
 class OrganisationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=300, examples=["Søstrene Ørsted ApS"])
     domains: Domains = Field(default_factory=list)
     external_ids: ExternalIds = Field(default_factory=dict)
@@ -73,6 +44,8 @@ class OrganisationCreate(BaseModel):
 
 
 class OrganisationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(default=None, min_length=1, max_length=300)
     domains: Domains | None = None
     external_ids: ExternalIds | None = Field(

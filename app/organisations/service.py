@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.errors import Conflict, Invalid, NotFound, check_version
-from app.core.external_ids import sync_external_ids
 from app.core.pagination import SortKey, next_cursor
+from app.customers import service as customers
 from app.organisations import repository
-from app.organisations.models import Organisation, OrganisationExternalId
+from app.organisations.models import Organisation
 from app.organisations.schemas import OrganisationCreate, OrganisationRead, OrganisationUpdate
 
 ENTITY = "organisation"
@@ -27,19 +25,6 @@ async def _get(session: AsyncSession, organisation_id: int) -> Organisation:
     if organisation is None:
         raise NotFound(f"Organisation {organisation_id} does not exist.")
     return organisation
-
-
-async def _set_external_ids(
-    session: AsyncSession, organisation: Organisation, wanted: Mapping[str, str]
-) -> bool:
-    return sync_external_ids(
-        organisation.external_ids,
-        wanted,
-        owners=await repository.external_id_owners(session, wanted.items()),
-        entity=ENTITY,
-        entity_id=organisation.id,
-        make=lambda system, value: OrganisationExternalId(system=system, external_id=value),
-    )
 
 
 async def get_organisation(
@@ -98,10 +83,7 @@ async def lookup_organisation(
             )
         return await _get(session, ids[0])
     if domain is None and system is not None and external_id is not None:
-        organisation = await repository.get_by_external_id(session, system, external_id)
-        if organisation is None:
-            raise NotFound(f"No organisation has the {system} id {external_id!r}.")
-        return organisation
+        return await repository.get_by_external_id(session, system, external_id)
     raise Invalid("Look up by `domain`, or by both `system` and `external_id`.", field="query")
 
 
@@ -112,7 +94,7 @@ async def create_organisation(
     organisation = Organisation(
         name=data.name, domains=data.domains, attributes=data.attributes, external_ids=[]
     )
-    await _set_external_ids(session, organisation, data.external_ids)
+    await repository.set_external_ids(session, organisation, data.external_ids)
     session.add(organisation)
     await session.flush()
     await audit.record(
@@ -141,7 +123,9 @@ async def update_organisation(
     external_ids = values.pop("external_ids", None)
     for field, value in values.items():
         setattr(organisation, field, value)
-    if external_ids is not None and await _set_external_ids(session, organisation, external_ids):
+    if external_ids is not None and await repository.set_external_ids(
+        session, organisation, external_ids
+    ):
         organisation.touch()
     await session.flush()
     await audit.record(
@@ -159,11 +143,20 @@ async def update_organisation(
 async def delete_organisation(
     session: AsyncSession, actor: Principal, organisation_id: int, expected_version: int | None
 ) -> None:
-    """Delete an organisation; its customers stay, unlinked (the foreign key sets NULL)."""
+    """Delete an organisation; its customers stay, unlinked, each as a change of the customer
+    (the foreign key's SET NULL would change them unseen)."""
     actor.require(AgentRole.supervisor)
     organisation = await _get(session, organisation_id)
     check_version(organisation.version, expected_version)
-    before = _snapshot(organisation)
+    customer_ids = await customers.release_organisation(session, organisation.id)
+    # The company's name and domains, not its free-form attributes: they may name people,
+    # and the audit log outlives the organisation.
+    before = {
+        "id": organisation.id,
+        "name": organisation.name,
+        "domains": organisation.domains,
+        "customer_ids": customer_ids,
+    }
     await session.delete(organisation)
     await session.flush()
     await audit.record(

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import array, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import SortKey, paginate
+from app.db.locks import lock_values
 from app.queues.models import Queue, queue_grants
 
 
@@ -14,8 +15,8 @@ async def get(session: AsyncSession, queue_id: int) -> Queue | None:
     return await session.get(Queue, queue_id)
 
 
-async def get_by_name(session: AsyncSession, name: str) -> Queue | None:
-    return await session.scalar(select(Queue).where(Queue.name == name))
+async def id_by_name(session: AsyncSession, name: str) -> int | None:
+    return await session.scalar(select(Queue.id).where(Queue.name == name))
 
 
 async def list_queues(
@@ -36,13 +37,9 @@ async def lock_addresses(session: AsyncSession, addresses: Collection[str]) -> N
     """Serialise writers of the same inbound addresses until the transaction ends.
 
     No constraint can keep an address in one queue's array only, so a check-then-write could
-    race; a transaction-scoped advisory lock per address closes that gap. Sorted, so two
-    writers locking overlapping sets cannot deadlock.
+    race; a transaction-scoped advisory lock per address closes that gap.
     """
-    for address in sorted(set(addresses)):
-        await session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtext("queue-address:" + address)))
-        )
+    await lock_values(session, "queue-address", addresses)
 
 
 async def find_address_owners(
@@ -57,6 +54,19 @@ async def find_address_owners(
     if exclude_id is not None:
         statement = statement.where(Queue.id != exclude_id)
     return list(await session.scalars(statement))
+
+
+async def release_team(session: AsyncSession, team_id: int) -> list[int]:
+    """Detach the queues of a team that is going away, as a change of each queue (version and
+    ``updated_at`` move); returns their ids."""
+    changed = await session.scalars(
+        update(Queue)
+        .where(Queue.team_id == team_id)
+        .values(team_id=None, version=Queue.version + 1)
+        .returning(Queue.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return sorted(changed)
 
 
 async def list_grants(session: AsyncSession, queue_id: int) -> list[int]:

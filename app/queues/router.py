@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
-from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
+from app.api.etag import created_with_etag, read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
 from app.queues import service
@@ -27,12 +28,15 @@ async def list_queues(
     responses=responses(401, 403, 409, 422),
 )
 async def create_queue(
-    session: DbSession, principal: CurrentPrincipal, body: QueueCreate, response: Response
+    session: DbSession,
+    principal: CurrentPrincipal,
+    body: QueueCreate,
+    request: Request,
+    response: Response,
 ) -> QueueRead:
     """Create a queue (admin). 409 when the name or an inbound address is taken."""
     queue = await service.create_queue(session, principal, body)
-    response.headers["ETag"] = etag(queue.version)
-    return QueueRead.model_validate(queue)
+    return created_with_etag(request, response, QueueRead, queue)
 
 
 @router.get("/{queue_id}", response_model=QueueRead, responses=responses(401, 403, 404, 422))
@@ -40,8 +44,7 @@ async def get_queue(
     session: DbSession, principal: CurrentPrincipal, queue_id: int, response: Response
 ) -> QueueRead:
     queue = await service.get_queue(session, principal, queue_id)
-    response.headers["ETag"] = etag(queue.version)
-    return QueueRead.model_validate(queue)
+    return read_with_etag(response, QueueRead, queue)
 
 
 @router.patch(
@@ -57,8 +60,7 @@ async def update_queue(
 ) -> QueueRead:
     """Change a queue (admin); lists and skills given replace the stored ones."""
     queue = await service.update_queue(session, principal, queue_id, body, if_match)
-    response.headers["ETag"] = etag(queue.version)
-    return QueueRead.model_validate(queue)
+    return read_with_etag(response, QueueRead, queue)
 
 
 @router.delete(

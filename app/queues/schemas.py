@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from app.agents.schemas import SkillLevel
-from app.core.types import EmailAddress, reject_null
+from app.core.types import Description, EmailAddress, reject_null, unique_in_order
 from app.tickets.models import TicketPriority
 
 QueueName = Annotated[
@@ -21,13 +21,7 @@ QueueName = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     Field(examples=["Kundeservice Århus"]),
 ]
-Description = Annotated[str, Field(max_length=10_000)]
 SkillName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-
-
-def _without_repeats(addresses: list[str]) -> list[str]:
-    # After normalisation "Støtte@X.dk" and "støtte@x.dk" are one address: keep it once.
-    return list(dict.fromkeys(addresses))
 
 
 InboundAddresses = Annotated[
@@ -38,7 +32,7 @@ InboundAddresses = Annotated[
         "queue only.",
         examples=[["støtte@example.dk"]],
     ),
-    AfterValidator(_without_repeats),
+    AfterValidator(unique_in_order),
 ]
 RequiredSkills = Annotated[
     dict[SkillName, SkillLevel],
@@ -47,6 +41,8 @@ RequiredSkills = Annotated[
 
 
 class QueueCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: QueueName
     description: Description | None = None
     inbound_addresses: InboundAddresses = Field(default_factory=list)
@@ -56,6 +52,8 @@ class QueueCreate(BaseModel):
 
 
 class QueueUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: QueueName | None = None
     description: Description | None = Field(default=None, description="null clears it.")
     inbound_addresses: InboundAddresses | None = Field(default=None, description="Replaces them.")

@@ -8,10 +8,12 @@ from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.errors import Conflict, Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
+from app.core.uniqueness import check_free
 from app.queues import repository
 from app.queues.models import Queue
 from app.queues.schemas import QueueCreate, QueueRead, QueueUpdate
 from app.teams import service as teams
+from app.tickets import service as tickets
 
 ENTITY = "queue"
 _BY_NAME = SortKey(Queue.name, Queue.id, descending=False)
@@ -47,10 +49,8 @@ async def list_queues(
 
 
 async def _check_name_free(session: AsyncSession, name: str, queue_id: int | None) -> None:
-    # The unique constraint would refuse it too, but only with an anonymous 409 at flush.
-    other = await repository.get_by_name(session, name)
-    if other is not None and other.id != queue_id:
-        raise Conflict(f"A queue named {name!r} exists already (id {other.id}).", queue_id=other.id)
+    owner_id = await repository.id_by_name(session, name)
+    check_free(f"The name {name!r}", owner_id=owner_id, entity=ENTITY, entity_id=queue_id)
 
 
 async def _check_addresses_free(
@@ -118,15 +118,22 @@ async def update_queue(
 async def delete_queue(
     session: AsyncSession, actor: Principal, queue_id: int, expected_version: int | None
 ) -> None:
-    """Delete the queue; its tickets stay, without a queue (the foreign key sets it NULL),
-    and its grants go with it."""
+    """Delete the queue; its tickets stay, without a queue (each as a change of the ticket,
+    which the foreign key's SET NULL would make unseen), and its grants go with it."""
     actor.require(AgentRole.admin)
     queue = await get_queue(session, actor, queue_id)
     check_version(queue.version, expected_version)
-    before = _snapshot(queue)
+    ticket_ids = await tickets.release_queue(session, queue.id)
+    before = {**_snapshot(queue), "ticket_ids": sorted(ticket_ids)}
     await session.delete(queue)
     await session.flush()
     await audit.record(session, actor, "queue.deleted", ENTITY, queue_id, before=before)
+
+
+async def release_team(session: AsyncSession, team_id: int) -> list[int]:
+    """Detach the queues of a team that is being deleted, each as a change of the queue (its
+    version moves); returns their ids, for the caller's audit event."""
+    return await repository.release_team(session, team_id)
 
 
 async def list_grants(session: AsyncSession, actor: Principal, queue_id: int) -> list[int]:

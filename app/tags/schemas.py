@@ -13,6 +13,8 @@ class TagRead(BaseModel):
 
 
 class TagRename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     new_name: Tag = Field(description="Tickets that have both tags keep one of them.")
 
 

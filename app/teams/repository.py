@@ -13,8 +13,8 @@ async def get(session: AsyncSession, team_id: int) -> Team | None:
     return await session.get(Team, team_id)
 
 
-async def get_by_name(session: AsyncSession, name: str) -> Team | None:
-    return await session.scalar(select(Team).where(Team.name == name))
+async def id_by_name(session: AsyncSession, name: str) -> int | None:
+    return await session.scalar(select(Team.id).where(Team.name == name))
 
 
 async def list_teams(

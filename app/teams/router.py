@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
-from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
+from app.api.etag import created_with_etag, read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
 from app.teams import service
@@ -27,12 +28,15 @@ async def list_teams(
     responses=responses(401, 403, 409, 422),
 )
 async def create_team(
-    session: DbSession, principal: CurrentPrincipal, body: TeamCreate, response: Response
+    session: DbSession,
+    principal: CurrentPrincipal,
+    body: TeamCreate,
+    request: Request,
+    response: Response,
 ) -> TeamRead:
     """Create a team (admin)."""
     team = await service.create_team(session, principal, body)
-    response.headers["ETag"] = etag(team.version)
-    return TeamRead.model_validate(team)
+    return created_with_etag(request, response, TeamRead, team)
 
 
 @router.get("/{team_id}", response_model=TeamRead, responses=responses(401, 403, 404, 422))
@@ -40,8 +44,7 @@ async def get_team(
     session: DbSession, principal: CurrentPrincipal, team_id: int, response: Response
 ) -> TeamRead:
     team = await service.get_team(session, principal, team_id)
-    response.headers["ETag"] = etag(team.version)
-    return TeamRead.model_validate(team)
+    return read_with_etag(response, TeamRead, team)
 
 
 @router.patch(
@@ -57,8 +60,7 @@ async def update_team(
 ) -> TeamRead:
     """Rename a team or change its description (admin)."""
     team = await service.update_team(session, principal, team_id, body, if_match)
-    response.headers["ETag"] = etag(team.version)
-    return TeamRead.model_validate(team)
+    return read_with_etag(response, TeamRead, team)
 
 
 @router.delete(

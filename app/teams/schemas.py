@@ -6,22 +6,25 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.agents.models import AgentRole
-from app.core.types import reject_null
+from app.core.types import Description, reject_null
 
 TeamName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     Field(examples=["Økonomi og fakturering"]),
 ]
-Description = Annotated[str, Field(max_length=10_000)]
 
 
 class TeamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: TeamName
     description: Description | None = None
 
 
 class TeamUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: TeamName | None = None
     description: Description | None = Field(default=None, description="null clears it.")
 

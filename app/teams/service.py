@@ -6,11 +6,14 @@ from app.agents import service as agents
 from app.agents.models import Agent, AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
-from app.core.errors import Conflict, NotFound, check_version
+from app.core.errors import NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
+from app.core.uniqueness import check_free
+from app.queues import service as queues
 from app.teams import repository
 from app.teams.models import Team
 from app.teams.schemas import TeamCreate, TeamRead, TeamUpdate
+from app.tickets import service as tickets
 
 ENTITY = "team"
 _BY_NAME = SortKey(Team.name, Team.id, descending=False)
@@ -42,10 +45,8 @@ async def list_teams(
 
 
 async def _check_name_free(session: AsyncSession, name: str, team_id: int | None) -> None:
-    # The unique constraint would refuse it too, but only with an anonymous 409 at flush.
-    other = await repository.get_by_name(session, name)
-    if other is not None and other.id != team_id:
-        raise Conflict(f"A team named {name!r} exists already (id {other.id}).", team_id=other.id)
+    owner_id = await repository.id_by_name(session, name)
+    check_free(f"The name {name!r}", owner_id=owner_id, entity=ENTITY, entity_id=team_id)
 
 
 async def create_team(session: AsyncSession, actor: Principal, data: TeamCreate) -> Team:
@@ -84,11 +85,14 @@ async def update_team(
 async def delete_team(
     session: AsyncSession, actor: Principal, team_id: int, expected_version: int | None
 ) -> None:
-    """Delete the team; its memberships go with it, queues and tickets lose the reference."""
+    """Delete the team; its memberships go with it, queues and tickets lose the reference,
+    each as a change of that queue or ticket (the foreign keys' SET NULL would be unseen)."""
     actor.require(AgentRole.admin)
     team = await get_team(session, actor, team_id)
     check_version(team.version, expected_version)
-    before = _snapshot(team)
+    queue_ids = await queues.release_team(session, team.id)
+    ticket_ids = await tickets.release_team(session, team.id)
+    before = {**_snapshot(team), "queue_ids": queue_ids, "ticket_ids": sorted(ticket_ids)}
     await session.delete(team)
     await session.flush()
     await audit.record(session, actor, "team.deleted", ENTITY, team_id, before=before)

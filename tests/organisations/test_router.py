@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import Caller, MakeAgent
+from tests.helpers import audit_events
 
 URL = "/api/v1/organisations"
 
@@ -16,17 +17,6 @@ async def _create(client: httpx.AsyncClient, caller: Caller, **fields: Any) -> d
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def _audit(client: httpx.AsyncClient, admin: Caller, entity_id: int) -> list[dict[str, Any]]:
-    response = await client.get(
-        "/api/v1/audit-events",
-        headers=admin.headers,
-        params={"entity_type": "organisation", "entity_id": str(entity_id)},
-    )
-    assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()["items"]
-    return events
 
 
 async def test_create_get_update_delete_round_trip(
@@ -46,6 +36,7 @@ async def test_create_get_update_delete_round_trip(
     assert created.status_code == 201, created.text
     assert created.headers["etag"] == '"1"'
     body = created.json()
+    assert created.headers["location"] == f"{URL}/{body['id']}"
     assert body["name"] == "Søstrene Ørsted ApS"
     assert body["domains"] == ["blåbær.dk", "ørsted.test"]
     assert body["external_ids"] == {"crm": "Å-17", "erp": "9001"}
@@ -53,7 +44,7 @@ async def test_create_get_update_delete_round_trip(
     assert body["version"] == 1
     url = f"{URL}/{body['id']}"
 
-    fetched = await client.get(url, headers=supervisor.headers)
+    fetched = await client.get(created.headers["location"], headers=supervisor.headers)
     assert fetched.status_code == 200
     assert fetched.headers["etag"] == '"1"'
     assert fetched.json() == body
@@ -85,7 +76,12 @@ async def test_create_get_update_delete_round_trip(
     assert deleted.status_code == 204
     assert (await client.get(url, headers=supervisor.headers)).status_code == 404
 
-    actions = [e["action"] for e in await _audit(client, admin, body["id"])]
+    actions = [
+        e["action"]
+        for e in await audit_events(
+            client, admin, entity_type="organisation", entity_id=str(body["id"])
+        )
+    ]
     assert actions == [
         "organisation.deleted",
         "organisation.updated",
@@ -98,13 +94,21 @@ async def test_audit_events_hold_snapshots(
     client: httpx.AsyncClient, make_agent: MakeAgent, admin: Caller
 ) -> None:
     supervisor = await make_agent("supervisor")
-    body = await _create(client, supervisor, domains=["nord.test"], external_ids={"crm": "1"})
+    body = await _create(
+        client,
+        supervisor,
+        domains=["nord.test"],
+        external_ids={"crm": "1"},
+        attributes={"kontakt": "Åse Ørsted, +45 12 34 56 78"},
+    )
     url = f"{URL}/{body['id']}"
     await client.patch(url, headers=supervisor.headers, json={"name": "Nørre Å"})
     await client.patch(url, headers=supervisor.headers, json={"name": "Nørre Å"})  # no change
     await client.delete(url, headers=supervisor.headers)
 
-    deleted, updated, created = await _audit(client, admin, body["id"])
+    deleted, updated, created = await audit_events(
+        client, admin, entity_type="organisation", entity_id=str(body["id"])
+    )
     assert created["action"] == "organisation.created"
     assert created["actor_agent_id"] == supervisor.id
     assert created["after"]["name"] == "Søstrene Ørsted ApS"
@@ -114,8 +118,14 @@ async def test_audit_events_hold_snapshots(
     assert updated["after"]["name"] == "Nørre Å"
     assert "domains" not in updated["after"]
     assert deleted["action"] == "organisation.deleted"
-    assert deleted["before"]["name"] == "Nørre Å"
-    assert deleted["before"]["domains"] == ["nord.test"]
+    # The company's name and domains; not the free-form attributes, which may name people
+    # and would outlive the organisation in the audit log.
+    assert deleted["before"] == {
+        "id": body["id"],
+        "name": "Nørre Å",
+        "domains": ["nord.test"],
+        "customer_ids": [],
+    }
     assert deleted["after"] is None
 
 
@@ -145,7 +155,16 @@ async def test_invalid_bodies_are_422_with_pointers(
         "/body/attributes",
     }
 
+    typo = await client.post(URL, headers=supervisor.headers, json={"nmae": "Fjord AS"})
+    assert typo.status_code == 422
+    assert {e["pointer"] for e in typo.json()["errors"]} == {"/body/name", "/body/nmae"}
+
     body = await _create(client, supervisor)
+    patch_typo = await client.patch(
+        f"{URL}/{body['id']}", headers=supervisor.headers, json={"domain": ["fjord.no"]}
+    )
+    assert patch_typo.status_code == 422
+    assert {e["pointer"] for e in patch_typo.json()["errors"]} == {"/body/domain"}
     nulled = await client.patch(
         f"{URL}/{body['id']}", headers=supervisor.headers, json={"name": None, "domains": None}
     )
@@ -315,7 +334,7 @@ async def test_missing_organisation_is_404(
 
 
 async def test_delete_keeps_customers_without_organisation(
-    client: httpx.AsyncClient, make_agent: MakeAgent, session: AsyncSession
+    client: httpx.AsyncClient, make_agent: MakeAgent, session: AsyncSession, admin: Caller
 ) -> None:
     supervisor = await make_agent("supervisor")
     body = await _create(client, supervisor, domains=["gone.test"])
@@ -324,6 +343,10 @@ async def test_delete_keeps_customers_without_organisation(
     )
     assert customer.status_code == 201, customer.text
     assert customer.json()["organisation_id"] == body["id"]
+    other = await client.post(
+        "/api/v1/customers", headers=supervisor.headers, json={"emails": ["bo@elsewhere.test"]}
+    )
+    assert other.json()["organisation_id"] is None
 
     deleted = await client.delete(f"{URL}/{body['id']}", headers=supervisor.headers)
     assert deleted.status_code == 204
@@ -335,3 +358,16 @@ async def test_delete_keeps_customers_without_organisation(
     assert after.status_code == 200
     assert after.json()["organisation_id"] is None
     assert after.json()["emails"] == ["åse@gone.test"]
+    # Unlinking changed the customer: its ETag moved, so a client's stale copy gets 412.
+    assert after.headers["etag"] != customer.headers["etag"]
+    assert after.json()["version"] == customer.json()["version"] + 1
+    untouched = await client.get(
+        f"/api/v1/customers/{other.json()['id']}", headers=supervisor.headers
+    )
+    assert untouched.headers["etag"] == other.headers["etag"]
+
+    (event, *_) = await audit_events(
+        client, admin, entity_type="organisation", entity_id=str(body["id"])
+    )
+    assert event["action"] == "organisation.deleted"
+    assert event["before"]["customer_ids"] == [customer.json()["id"]]

@@ -7,18 +7,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
-from app.customers.models import Customer
-from app.tickets.models import Channel, Ticket, TicketPriority, TicketStatus
+from app.tickets.models import Ticket
 from tests.conftest import Caller, MakeAgent
+from tests.helpers import add_ticket, audit_events
 
 QUEUES = "/api/v1/queues"
-
-
-async def _audit(client: httpx.AsyncClient, admin: Caller, **params: str) -> list[dict[str, Any]]:
-    response = await client.get("/api/v1/audit-events", headers=admin.headers, params=params)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 async def _create(client: httpx.AsyncClient, admin: Caller, **body: Any) -> dict[str, Any]:
@@ -53,6 +46,7 @@ async def test_admin_creates_and_reads_a_queue(
     assert created.status_code == 201, created.text
     assert created.headers["etag"] == '"1"'
     queue = created.json()
+    assert created.headers["location"] == f"{QUEUES}/{queue['id']}"
     assert queue["name"] == "Fakturaspørgsmål Århus"
     # Normalised (lower-case), and the repeated spelling is kept once.
     assert queue["inbound_addresses"] == ["faktura@økonomi.dk", "b@example.test"]
@@ -61,14 +55,24 @@ async def test_admin_creates_and_reads_a_queue(
     assert queue["team_id"] == team.json()["id"]
 
     agent = await make_agent(AgentRole.agent)
-    fetched = await client.get(f"{QUEUES}/{queue['id']}", headers=agent.headers)
+    fetched = await client.get(created.headers["location"], headers=agent.headers)
     assert fetched.status_code == 200
     assert fetched.headers["etag"] == '"1"'
     assert fetched.json() == queue
 
-    events = await _audit(client, admin, entity_type="queue", entity_id=str(queue["id"]))
+    events = await audit_events(client, admin, entity_type="queue", entity_id=str(queue["id"]))
     assert [e["action"] for e in events] == ["queue.created"]
     assert events[0]["after"]["inbound_addresses"] == queue["inbound_addresses"]
+
+
+async def test_unknown_fields_are_refused(client: httpx.AsyncClient, admin: Caller) -> None:
+    typo = await client.post(QUEUES, headers=admin.headers, json={"name": "Ny", "tema_id": 1})
+    assert _pointers(typo) == ["/body/tema_id"]
+    queue = await _create(client, admin, name="Stavefejl")
+    patch = await client.patch(
+        f"{QUEUES}/{queue['id']}", headers=admin.headers, json={"descripton": "x"}
+    )
+    assert _pointers(patch) == ["/body/descripton"]
 
 
 async def test_defaults(client: httpx.AsyncClient, admin: Caller) -> None:
@@ -198,7 +202,7 @@ async def test_patch(client: httpx.AsyncClient, admin: Caller) -> None:
     assert stale.headers["content-type"] == "application/problem+json"
     assert (await client.get(url, headers=admin.headers)).json()["name"] == "Reklamationer"
 
-    events = await _audit(client, admin, entity_type="queue", action="queue.updated")
+    events = await audit_events(client, admin, entity_type="queue", action="queue.updated")
     assert len(events) == 1
     assert events[0]["before"]["default_priority"] == "normal"
     assert events[0]["after"]["default_priority"] == "urgent"
@@ -210,20 +214,10 @@ async def test_delete_keeps_tickets_without_a_queue(
     client: httpx.AsyncClient, session: AsyncSession, admin: Caller
 ) -> None:
     queue = await _create(client, admin, name="Lukkes")
-    customer = Customer(name="Åge Ørnsø")
-    session.add(customer)
-    await session.flush()
-    ticket = Ticket(
-        subject="Hvor er min pakke?",
-        status=TicketStatus.open,
-        priority=TicketPriority.normal,
-        channel=Channel.email,
-        customer_id=customer.id,
-        queue_id=queue["id"],
-    )
-    session.add(ticket)
-    await session.flush()
-    ticket_id = ticket.id
+    ticket_id = await add_ticket(session, queue_id=queue["id"])
+
+    ticket_url = f"/api/v1/tickets/{ticket_id}"
+    etag_before = (await client.get(ticket_url, headers=admin.headers)).headers["etag"]
 
     url = f"{QUEUES}/{queue['id']}"
     assert (
@@ -236,10 +230,15 @@ async def test_delete_keeps_tickets_without_a_queue(
 
     remaining = (await session.execute(select(Ticket.id, Ticket.queue_id))).all()
     assert [tuple(row) for row in remaining] == [(ticket_id, None)]
+    # Taking the ticket out of the queue changed it: its ETag moved.
+    after = await client.get(ticket_url, headers=admin.headers)
+    assert after.json()["queue_id"] is None
+    assert after.headers["etag"] != etag_before
 
-    events = await _audit(client, admin, entity_type="queue", entity_id=str(queue["id"]))
+    events = await audit_events(client, admin, entity_type="queue", entity_id=str(queue["id"]))
     assert events[0]["action"] == "queue.deleted"
     assert events[0]["before"]["name"] == "Lukkes"
+    assert events[0]["before"]["ticket_ids"] == [ticket_id]
 
 
 async def test_deleting_the_team_detaches_its_queues(
@@ -247,11 +246,16 @@ async def test_deleting_the_team_detaches_its_queues(
 ) -> None:
     team = (await client.post("/api/v1/teams", headers=admin.headers, json={"name": "Væk"})).json()
     queue = await _create(client, admin, name="Bliver", team_id=team["id"])
+    other = await _create(client, admin, name="Uden hold")
     assert (
         await client.delete(f"/api/v1/teams/{team['id']}", headers=admin.headers)
     ).status_code == 204
     after = await client.get(f"{QUEUES}/{queue['id']}", headers=admin.headers)
     assert after.json()["team_id"] is None
+    # Detaching is a change of the queue: its ETag moved; a queue without the team kept its.
+    assert after.headers["etag"] == f'"{queue["version"] + 1}"'
+    untouched = await client.get(f"{QUEUES}/{other['id']}", headers=admin.headers)
+    assert untouched.headers["etag"] == f'"{other["version"]}"'
 
 
 async def test_list_is_paged_by_name(client: httpx.AsyncClient, admin: Caller) -> None:
@@ -327,7 +331,7 @@ async def test_grants_decide_what_an_external_agent_sees(
         await client.delete(f"{grants_url}/{partner.id}", headers=admin.headers)
     ).status_code == 404
 
-    events = await _audit(client, admin, entity_type="queue", entity_id=str(granted["id"]))
+    events = await audit_events(client, admin, entity_type="queue", entity_id=str(granted["id"]))
     # Newest first; granting twice is recorded once.
     assert [(e["action"], e["after"] or e["before"]) for e in events[:2]] == [
         ("queue.grant_removed", {"agent_id": partner.id}),

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -11,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
 from app.customers.models import Customer
-from app.tickets.models import Channel, Ticket, TicketPriority, TicketStatus
+from app.tickets.models import Ticket
 from tests.conftest import Caller, MakeAgent
+from tests.helpers import add_ticket, audit_events
 
 TAGS = "/api/v1/tags"
 
@@ -29,19 +29,10 @@ async def make_ticket(session: AsyncSession) -> MakeTicket:
     await session.flush()
 
     async def make(*tags: str) -> int:
-        ticket = Ticket(
-            subject="Spørgsmål",
-            status=TicketStatus.open,
-            priority=TicketPriority.normal,
-            channel=Channel.email,
-            customer_id=customer.id,
-            tags=list(tags),
-            # In the past: the test's transaction has one now(), so a bump would be invisible.
-            updated_at=LAST_EDIT,
+        # In the past: the test's transaction has one now(), so a bump would be invisible.
+        return await add_ticket(
+            session, customer_id=customer.id, tags=list(tags), updated_at=LAST_EDIT
         )
-        session.add(ticket)
-        await session.flush()
-        return ticket.id
 
     return make
 
@@ -59,13 +50,6 @@ async def _stamp(session: AsyncSession, ticket_id: int) -> tuple[int, datetime]:
         )
     ).one()
     return row[0], row[1]
-
-
-async def _audit(client: httpx.AsyncClient, admin: Caller, **params: str) -> list[dict[str, Any]]:
-    response = await client.get("/api/v1/audit-events", headers=admin.headers, params=params)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 async def test_lists_tags_by_use_then_name(
@@ -156,7 +140,7 @@ async def test_delete_removes_the_tag_from_every_ticket(
     assert again.status_code == 404
     assert again.headers["content-type"] == "application/problem+json"
 
-    events = await _audit(client, admin, entity_type="tag")
+    events = await audit_events(client, admin, entity_type="tag")
     assert [(e["action"], e["entity_id"], e["after"]) for e in events] == [
         ("tag.deleted", "vip", {"tickets_changed": 2})
     ]
@@ -202,7 +186,7 @@ async def test_rename(
     assert (
         await client.post(url, headers=admin.headers, json={"new_name": "y"})
     ).status_code == 404
-    events = await _audit(client, admin, entity_type="tag")
+    events = await audit_events(client, admin, entity_type="tag")
     assert [(e["action"], e["entity_id"], e["after"]) for e in events] == [
         ("tag.renamed", "fragt", {"new_name": "forsendelse-æøå", "tickets_changed": 2})
     ]
@@ -220,6 +204,9 @@ async def test_rename_validation(
     same = await client.post(url, headers=admin.headers, json={"new_name": "retur"})
     assert same.status_code == 422
     assert [e["pointer"] for e in same.json()["errors"]] == ["/body/new_name"]
+    typo = await client.post(url, headers=admin.headers, json={"new_name": "ny", "nwe": "x"})
+    assert typo.status_code == 422
+    assert [e["pointer"] for e in typo.json()["errors"]] == ["/body/nwe"]
 
 
 async def test_a_tag_with_a_slash(

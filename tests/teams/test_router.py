@@ -9,15 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents.models import AgentRole
 from app.teams.models import team_members
 from tests.conftest import Caller, MakeAgent
+from tests.helpers import add_ticket, audit_events
 
 TEAMS = "/api/v1/teams"
-
-
-async def _audit(client: httpx.AsyncClient, admin: Caller, **params: str) -> list[dict[str, Any]]:
-    response = await client.get("/api/v1/audit-events", headers=admin.headers, params=params)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 async def _create(client: httpx.AsyncClient, admin: Caller, **body: Any) -> dict[str, Any]:
@@ -38,16 +32,17 @@ async def test_admin_creates_and_reads_a_team(
     assert created.status_code == 201, created.text
     assert created.headers["etag"] == '"1"'
     team = created.json()
+    assert created.headers["location"] == f"{TEAMS}/{team['id']}"
     assert team["name"] == "Økonomi – Åsa & Bjørn"
     assert team["description"] == "Fakturaer og kreditnotaer"
 
     agent = await make_agent(AgentRole.agent)
-    fetched = await client.get(f"{TEAMS}/{team['id']}", headers=agent.headers)
+    fetched = await client.get(created.headers["location"], headers=agent.headers)
     assert fetched.status_code == 200
     assert fetched.headers["etag"] == '"1"'
     assert fetched.json() == team
 
-    events = await _audit(client, admin, entity_type="team", entity_id=str(team["id"]))
+    events = await audit_events(client, admin, entity_type="team", entity_id=str(team["id"]))
     assert [e["action"] for e in events] == ["team.created"]
     assert events[0]["after"]["name"] == "Økonomi – Åsa & Bjørn"
     assert events[0]["actor_label"] == admin.email
@@ -103,14 +98,21 @@ async def test_patch_with_if_match_and_stale_412(client: httpx.AsyncClient, admi
     assert stale.headers["content-type"] == "application/problem+json"
     assert (await client.get(url, headers=admin.headers)).json()["name"] == "Førstelinje"
 
-    events = await _audit(client, admin, entity_type="team", action="team.updated")
+    events = await audit_events(client, admin, entity_type="team", action="team.updated")
     assert len(events) == 1
     assert events[0]["before"]["description"] == "Telefon"
     assert events[0]["after"]["description"] is None
 
 
-async def test_delete_team(client: httpx.AsyncClient, admin: Caller) -> None:
+async def test_delete_team(client: httpx.AsyncClient, admin: Caller, session: AsyncSession) -> None:
     team = await _create(client, admin, name="Midlertidig")
+    queue = await client.post(
+        "/api/v1/queues", headers=admin.headers, json={"name": "Holdets kø", "team_id": team["id"]}
+    )
+    assert queue.status_code == 201, queue.text
+    ticket_id = await add_ticket(session, team_id=team["id"])
+    ticket_url = f"/api/v1/tickets/{ticket_id}"
+    ticket_etag = (await client.get(ticket_url, headers=admin.headers)).headers["etag"]
     url = f"{TEAMS}/{team['id']}"
     stale = await client.delete(url, headers={**admin.headers, "If-Match": '"7"'})
     assert stale.status_code == 412
@@ -120,9 +122,31 @@ async def test_delete_team(client: httpx.AsyncClient, admin: Caller) -> None:
     assert (await client.get(url, headers=admin.headers)).status_code == 404
     assert (await client.delete(url, headers=admin.headers)).status_code == 404
 
-    events = await _audit(client, admin, entity_type="team", entity_id=str(team["id"]))
+    events = await audit_events(client, admin, entity_type="team", entity_id=str(team["id"]))
     assert events[0]["action"] == "team.deleted"
     assert events[0]["before"]["name"] == "Midlertidig"
+    assert events[0]["before"]["queue_ids"] == [queue.json()["id"]]
+    assert events[0]["before"]["ticket_ids"] == [ticket_id]
+
+    # Losing the team changed the queue and the ticket: their ETags moved.
+    queue_after = await client.get(f"/api/v1/queues/{queue.json()['id']}", headers=admin.headers)
+    assert queue_after.json()["team_id"] is None
+    assert queue_after.headers["etag"] != queue.headers["etag"]
+    ticket_after = await client.get(ticket_url, headers=admin.headers)
+    assert ticket_after.json()["team_id"] is None
+    assert ticket_after.headers["etag"] != ticket_etag
+
+
+async def test_unknown_fields_are_refused(client: httpx.AsyncClient, admin: Caller) -> None:
+    typo = await client.post(TEAMS, headers=admin.headers, json={"nmae": "Drift"})
+    assert typo.status_code == 422
+    assert {e["pointer"] for e in typo.json()["errors"]} == {"/body/name", "/body/nmae"}
+    team = await _create(client, admin, name="Stavefejl")
+    patch = await client.patch(
+        f"{TEAMS}/{team['id']}", headers=admin.headers, json={"descripton": "x"}
+    )
+    assert patch.status_code == 422
+    assert {e["pointer"] for e in patch.json()["errors"]} == {"/body/descripton"}
 
 
 async def test_list_is_paged_by_name(client: httpx.AsyncClient, admin: Caller) -> None:
@@ -197,7 +221,7 @@ async def test_members(client: httpx.AsyncClient, admin: Caller, make_agent: Mak
     not_member = await client.delete(f"{members_url}/{søren.id}", headers=admin.headers)
     assert not_member.status_code == 404
 
-    events = await _audit(client, admin, entity_type="team", entity_id=str(team["id"]))
+    events = await audit_events(client, admin, entity_type="team", entity_id=str(team["id"]))
     # Newest first; adding Åse twice is recorded once.
     assert [(e["action"], e["after"] or e["before"]) for e in events] == [
         ("team.member_removed", {"agent_id": søren.id}),
