@@ -285,3 +285,8 @@ async def release_organisation(session: AsyncSession, organisation_id: int) -> l
 
 async def primary_email(session: AsyncSession, customer_id: int) -> str | None:
     return await repository.primary_email(session, customer_id)
+
+
+async def customer_id_for_email(session: AsyncSession, email: str) -> int | None:
+    """Which customer an address belongs to, if any (no permission check: for ingestion)."""
+    return (await repository.email_owners(session, [email.lower()])).get(email.lower())

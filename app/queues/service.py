@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents
@@ -174,3 +176,16 @@ async def remove_grant(
     await audit.record(
         session, actor, "queue.grant_removed", ENTITY, queue.id, before={"agent_id": agent_id}
     )
+
+
+async def queue_for_addresses(session: AsyncSession, addresses: Sequence[str]) -> Queue | None:
+    """The queue serving the first of these addresses that any queue serves (mail routing)."""
+    wanted = [address.lower() for address in addresses]
+    if not wanted:
+        return None
+    owners = await repository.find_address_owners(session, wanted, exclude_id=None)
+    for address in wanted:
+        for queue in owners:
+            if address in queue.inbound_addresses:
+                return queue
+    return None
