@@ -1,0 +1,49 @@
+"""Secrets at rest (mailbox passwords, OAuth tokens): Fernet, keyed from the service's secret key.
+
+The Fernet key is derived with HKDF-SHA256 under a fixed label, so the secret key's other uses
+(signing, say) get unrelated keys, and a label of their own gives any new use another key.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+_LABEL = b"ticketry secrets at rest: fernet v1"
+
+
+class SecretKeyChanged(Exception):
+    """A stored secret cannot be decrypted with the current secret key."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A stored secret cannot be decrypted: it was encrypted with another secret key, so "
+            "TICKETRY_SECRET_KEY has changed since (or the stored value is damaged). Restore the "
+            "previous key, or enter the secret again."
+        )
+
+
+@lru_cache(maxsize=4)
+def _fernet(secret_key: str) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(
+        secret_key.encode("utf-8")
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def encrypt(secret_key: str, plaintext: str) -> str:
+    """An authenticated, timestamped, URL-safe token holding ``plaintext``."""
+    return _fernet(secret_key).encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+
+def decrypt(secret_key: str, token: str) -> str:
+    """The plaintext of a token from :func:`encrypt` with the same key; ``SecretKeyChanged``
+    when it was made with another key (a token cannot tell a changed key from damage)."""
+    try:
+        return _fernet(secret_key).decrypt(token.encode("ascii")).decode("utf-8")
+    except (InvalidToken, UnicodeError) as exc:
+        raise SecretKeyChanged from exc
