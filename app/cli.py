@@ -135,14 +135,16 @@ def _safe_url(url: str) -> str:
 
 
 @asynccontextmanager
-async def _connected(url: str, *, require_migrated: bool) -> AsyncIterator[AsyncEngine]:
+async def _connected(
+    url: str, *, require_migrated: bool, pool_size: int = 1
+) -> AsyncIterator[AsyncEngine]:
     """An engine whose database answered; with ``require_migrated``, one at the latest schema."""
     from sqlalchemy.exc import DBAPIError
 
     from app.db.migrate import current_revision, head_revision
     from app.db.session import create_engine
 
-    engine = create_engine(url, pool_size=1)
+    engine = create_engine(url, pool_size=pool_size)
     try:
         try:
             current = await current_revision(engine)
@@ -220,7 +222,9 @@ def _stop_cleanly_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _run_server(host: str | None, port: int | None, *, require_database_url: bool) -> None:
+def _run_server(
+    host: str | None, port: int | None, *, require_database_url: bool, run_workers: bool
+) -> None:
     settings = _load_settings(long_running=True)
     if require_database_url and not settings.database_url:
         raise CommandError(
@@ -239,7 +243,7 @@ def _run_server(host: str | None, port: int | None, *, require_database_url: boo
 
         settings = settings.model_copy(update={"database_url": url})
         config = uvicorn.Config(
-            create_app(settings),
+            create_app(settings, run_workers=run_workers),
             host=host or settings.host,
             port=port or settings.port,
             log_config=None,  # keep the JSON logging that create_app configured
@@ -272,22 +276,55 @@ PortOption = Annotated[
 
 @app.command()
 def serve(host: HostOption = None, port: PortOption = None) -> None:
-    """Run Ticketry: migrate the database to the latest schema, then serve the API.
+    """Run Ticketry: migrate the database, then serve the API and read the mailboxes.
 
     Without TICKETRY_DATABASE_URL an embedded PostgreSQL is started in the data folder and
     stopped, with its data kept, when the server stops. SIGTERM or Ctrl+C stop the server
-    gracefully: requests in flight get TICKETRY_SHUTDOWN_GRACE_SECONDS to finish.
+    gracefully: requests in flight get TICKETRY_SHUTDOWN_GRACE_SECONDS to finish, and mail
+    being processed is finished.
     """
-    _run_server(host, port, require_database_url=False)
+    _run_server(host, port, require_database_url=False, run_workers=True)
 
 
 @app.command()
 def api(host: HostOption = None, port: PortOption = None) -> None:
     """Run one API replica, for several behind a load balancer; needs TICKETRY_DATABASE_URL.
 
-    Like `serve`, but refuses the embedded database: replicas must share one PostgreSQL server.
+    Like `serve`, but refuses the embedded database (replicas must share one PostgreSQL
+    server) and reads no mail: run `ticketry worker` processes for that.
     """
-    _run_server(host, port, require_database_url=True)
+    _run_server(host, port, require_database_url=True, run_workers=False)
+
+
+@app.command()
+def worker() -> None:
+    """Read the mailboxes (and later: send mail, run schedules), without serving the API.
+
+    Run as many as you like, on as many machines: they share the work through PostgreSQL, and
+    each mailbox is read by one of them at a time. SIGTERM or Ctrl+C let the mail in hand be
+    finished before stopping.
+    """
+    settings = _load_settings(long_running=True)
+    settings.resolved_secret_key()
+    with _stop_cleanly_on_signals():
+        url = _resolve_database(settings)
+        asyncio.run(_run_worker(settings.model_copy(update={"database_url": url})))
+
+
+async def _run_worker(settings: Settings) -> None:
+    from app.db.session import create_sessionmaker
+    from app.ingest.supervisor import IngestSupervisor
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    assert settings.database_url is not None
+    async with _connected(
+        settings.database_url, require_migrated=True, pool_size=settings.db_pool_size
+    ) as engine:
+        supervisor = IngestSupervisor(engine, create_sessionmaker(engine), settings)
+        await supervisor.run(stop)
 
 
 # --- migrate and openapi --------------------------------------------------------------------
@@ -479,6 +516,65 @@ def create_token(
         )
     )
     typer.echo(created.token)
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A .eml file, an mbox file, a Maildir (cur/, new/, tmp/) or a folder of .eml."
+        ),
+    ],
+) -> None:
+    """Import old mail (e.g. the shared mailbox's history) through the ingestion pipeline.
+
+    Each mail becomes a ticket or joins the ticket it answers, exactly as if it had arrived
+    now; mail seen before is recognised as a duplicate, and mail that cannot be read is kept
+    in quarantine (GET /api/v1/ingest/quarantine). Prints a summary at the end.
+    """
+    settings = _load_settings(long_running=False)
+    url = _resolve_database(settings)
+    summary = asyncio.run(_import(settings, url, path))
+    typer.echo(
+        f"Read {summary.read} mail(s): {summary.new_tickets} new ticket(s), "
+        f"{summary.threaded} added to existing tickets, {summary.duplicates} duplicate(s), "
+        f"{summary.quarantined} quarantined."
+    )
+    if summary.quarantined:
+        stderr.print("See why with GET /api/v1/ingest/quarantine; retry after a fix.")
+
+
+async def _import(settings: Settings, url: str, path: Path) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from app.db.session import create_sessionmaker
+    from app.ingest.importer import ImportSourceError, import_mail
+    from app.ingest.service import IngestConfig
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"Importing {path.name}", total=None)
+        async with _connected(url, require_migrated=True) as engine:
+            try:
+                return await import_mail(
+                    create_sessionmaker(engine),
+                    path,
+                    IngestConfig.from_settings(settings),
+                    on_total=lambda total: progress.update(task, total=total),
+                    on_progress=lambda summary: progress.update(task, completed=summary.read),
+                )
+            except ImportSourceError as exc:
+                raise CommandError(str(exc)) from exc
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging, get_logger
 from app.db.embedded import resolve_database_url
 from app.db.session import create_engine, create_sessionmaker
+from app.ingest.supervisor import IngestSupervisor
 
 log = get_logger(__name__)
 
@@ -41,10 +42,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(url, pool_size=settings.db_pool_size)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    stop = asyncio.Event()
+    workers: asyncio.Task[None] | None = None
+    if app.state.run_workers:
+        supervisor = IngestSupervisor(engine, app.state.sessionmaker, settings)
+        workers = asyncio.create_task(supervisor.run(stop), name="ingest")
     log.info("started", version=__version__, environment=settings.environment.value)
     try:
         yield
     finally:
+        # The server has stopped taking requests; workers finish the mail in hand.
+        stop.set()
+        if workers is not None:
+            await workers
         await engine.dispose()
         log.info("stopped")
 
@@ -54,7 +64,8 @@ def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, run_workers: bool = False) -> FastAPI:
+    """The API; with ``run_workers`` the same process also reads the mailboxes."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     app = FastAPI(
@@ -69,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_request_mb * 1024 * 1024,
     )
     app.state.settings = settings
+    app.state.run_workers = run_workers
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -9,6 +9,7 @@ from app.attachments.router import router as attachments
 from app.audit.router import router as audit
 from app.auth.router import router as auth
 from app.customers.router import router as customers
+from app.ingest.router import router as ingest
 from app.mailboxes.router import router as mailboxes
 from app.organisations.router import router as organisations
 from app.queues.router import router as queues
@@ -30,6 +31,7 @@ for domain_router in (
     teams,
     tags,
     mailboxes,
+    ingest,
     audit,
 ):
     api_v1.include_router(domain_router)

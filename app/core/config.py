@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     imap_batch_size: int = Field(
         default=100, ge=1, le=200, description="Messages fetched per IMAP command."
     )
+    imap_ca_file: Path | None = Field(
+        default=None,
+        description="Extra CA certificates (PEM) to trust for IMAP TLS, e.g. a private CA.",
+    )
+    mailbox_rescan_seconds: float = Field(
+        default=10, gt=0, description="How often workers look for mailboxes nobody reads."
+    )
     db_pool_size: int = Field(
         default=10,
         ge=1,

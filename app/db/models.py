@@ -6,11 +6,11 @@ from app.audit.models import AuditEvent
 from app.auth.models import ApiToken
 from app.customers.models import Customer, CustomerEmail, CustomerExternalId
 from app.db.base import Base
+from app.ingest.models import InboundMail
+from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
 from app.organisations.models import Organisation, OrganisationExternalId
 from app.queues.models import Queue, queue_grants
 from app.teams.models import Team, team_members
-from app.ingest.models import InboundMail
-from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
 from app.tickets.models import Message, Ticket, TicketLink
 
 __all__ = [
@@ -21,12 +21,12 @@ __all__ = [
     "Base",
     "Blob",
     "Customer",
+    "CustomerEmail",
+    "CustomerExternalId",
     "InboundMail",
     "Mailbox",
     "MailboxFolder",
     "MailboxStatus",
-    "CustomerEmail",
-    "CustomerExternalId",
     "Message",
     "Organisation",
     "OrganisationExternalId",

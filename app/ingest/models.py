@@ -39,7 +39,9 @@ class InboundMail(IdMixin, Base):
         UniqueConstraint("mailbox_id", "folder", "uidvalidity", "uid"),
         Index("ix_inbound_mails_status_id", "status", "id"),
         Index("ix_inbound_mails_sender_received_at", "sender", "received_at"),
-        Index("ix_inbound_mails_message_id_header_content_hash", "message_id_header", "content_hash"),
+        Index(
+            "ix_inbound_mails_message_id_header_content_hash", "message_id_header", "content_hash"
+        ),
     )
 
     source: Mapped[str] = mapped_column(String(20))

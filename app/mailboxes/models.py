@@ -19,7 +19,7 @@ class ImapSecurity(StrEnum):
 
 
 class MailboxAuth(StrEnum):
-    password = "password"
+    password = "password"  # noqa: S105 - a way to log in, not a secret
     xoauth2 = "xoauth2"
     """OAuth 2 bearer token (Microsoft 365, Gmail), refreshed with a stored refresh token."""
 
@@ -58,9 +58,7 @@ class Mailbox(IdMixin, TimestampMixin, VersionedMixin, Base):
     oauth_client_id: Mapped[str | None] = mapped_column(String(500))
     oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     oauth_scope: Mapped[str | None] = mapped_column(String(1000))
-    folders: Mapped[list[str]] = mapped_column(
-        ARRAY(String(500)), server_default=text("'{INBOX}'")
-    )
+    folders: Mapped[list[str]] = mapped_column(ARRAY(String(500)), server_default=text("'{INBOX}'"))
     after_import: Mapped[AfterImport] = mapped_column(
         Enum(AfterImport, name="after_import"), server_default=AfterImport.mark_seen.value
     )

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from app.core.pagination import SortKey, paginate
-from app.tickets.models import Message, Ticket
+from app.tickets.models import LinkKind, LinkState, Message, Ticket, TicketLink
 from app.tickets.schemas import TicketFilters
 
 
@@ -155,3 +155,65 @@ async def rename_tag(session: AsyncSession, old: str, new: str) -> int:
         else_=func.array_replace(Ticket.tags, old, new),
     )
     return await _update_tagged(session, old, new_tags)
+
+
+async def find(
+    session: AsyncSession, *, ticket_id: int | None = None, number: int | None = None
+) -> Ticket | None:
+    if ticket_id is not None:
+        return await session.get(Ticket, ticket_id)
+    return await session.scalar(select(Ticket).where(Ticket.number == number))
+
+
+async def tickets_by_message_ids(
+    session: AsyncSession, message_ids: Sequence[str]
+) -> list[tuple[str, Ticket]]:
+    if not message_ids:
+        return []
+    rows = await session.execute(
+        select(Message.message_id, Ticket)
+        .join(Ticket, Ticket.id == Message.ticket_id)
+        .where(Message.message_id.in_(message_ids))
+        .order_by(Message.id)
+    )
+    return [(header, ticket) for header, ticket in rows if header is not None]
+
+
+async def links_of(session: AsyncSession, ticket_id: int) -> list[TicketLink]:
+    return list(
+        await session.scalars(
+            select(TicketLink)
+            .where((TicketLink.ticket_id == ticket_id) | (TicketLink.other_ticket_id == ticket_id))
+            .order_by(TicketLink.id)
+        )
+    )
+
+
+async def get_link(session: AsyncSession, link_id: int) -> TicketLink | None:
+    return await session.get(TicketLink, link_id)
+
+
+async def move_messages(session: AsyncSession, from_ticket_id: int, to_ticket_id: int) -> int:
+    moved = await session.execute(
+        update(Message)
+        .where(Message.ticket_id == from_ticket_id)
+        .values(ticket_id=to_ticket_id)
+        .returning(Message.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return len(moved.all())
+
+
+async def accept_links(session: AsyncSession, ticket_id: int, other_ticket_id: int) -> None:
+    """Open suggestions between the two tickets are settled by their merge."""
+    pair = {ticket_id, other_ticket_id}
+    await session.execute(
+        update(TicketLink)
+        .where(
+            TicketLink.ticket_id.in_(pair),
+            TicketLink.other_ticket_id.in_(pair),
+            TicketLink.kind == LinkKind.possible_thread,
+            TicketLink.state == LinkState.open,
+        )
+        .values(state=LinkState.accepted)
+    )

@@ -10,10 +10,12 @@ from app.core.pagination import Page
 from app.tickets import service
 from app.tickets.models import Message, Ticket
 from app.tickets.schemas import (
+    MergeRequest,
     MessageCreate,
     MessageRead,
     TicketCreate,
     TicketFilters,
+    TicketLinkRead,
     TicketRead,
     TicketSort,
     TicketUpdate,
@@ -114,6 +116,48 @@ async def add_message(
     """Reply to the customer (`public: true`), add an internal note (`public: false`), or
     record what the customer wrote (`direction: inbound`)."""
     return _message(await service.add_message(session, principal, ticket_id, body))
+
+
+@router.get(
+    "/{ticket_id}/links", response_model=list[TicketLinkRead], responses=responses(401, 403, 404)
+)
+async def list_links(
+    session: DbSession, principal: CurrentPrincipal, ticket_id: int
+) -> list[TicketLinkRead]:
+    """Related tickets: suggested threads (a weak mail match), follow-ups, merges."""
+    links = await service.list_links(session, principal, ticket_id)
+    return [TicketLinkRead.model_validate(link) for link in links]
+
+
+@router.post(
+    "/{ticket_id}/links/{link_id}/dismiss",
+    response_model=TicketLinkRead,
+    responses=responses(401, 403, 404),
+)
+async def dismiss_link(
+    session: DbSession, principal: CurrentPrincipal, ticket_id: int, link_id: int
+) -> TicketLinkRead:
+    """Say a suggested link is wrong; it stays listed as dismissed."""
+    link = await service.dismiss_link(session, principal, ticket_id, link_id)
+    return TicketLinkRead.model_validate(link)
+
+
+@router.post(
+    "/{ticket_id}/merge",
+    response_model=TicketRead,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def merge_ticket(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    ticket_id: int,
+    body: MergeRequest,
+    response: Response,
+) -> TicketRead:
+    """Merge this ticket into another: its messages move there, it is closed and points there.
+    Later replies to it thread into the other ticket."""
+    target = await service.merge(session, principal, ticket_id, body.into_ticket_id)
+    return _ticket(target, response)
 
 
 @customer_history_router.get(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -7,8 +8,18 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.attachments.schemas import AttachmentRead, AttachmentUpload
+from app.attachments.service import FileData
 from app.core.types import EmailAddress, reject_null
-from app.tickets.models import Channel, MessageDirection, TicketPriority, TicketStatus
+from app.tickets.models import (
+    Channel,
+    LinkKind,
+    LinkState,
+    MailKind,
+    MessageDirection,
+    ThreadMatch,
+    TicketPriority,
+    TicketStatus,
+)
 
 Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s,]+$", examples=["vip"])]
 Subject = Annotated[str, Field(min_length=1, max_length=998, examples=["Fakturaen er forkert"])]
@@ -158,6 +169,9 @@ class TicketRead(BaseModel):
     first_response_at: datetime | None
     solved_at: datetime | None
     closed_at: datetime | None
+    merged_into_id: int | None = Field(
+        description="Set when this ticket was merged into another; its messages moved there."
+    )
     version: int
 
 
@@ -180,9 +194,72 @@ class MessageRead(BaseModel):
     message_id: str | None
     in_reply_to: str | None
     references: list[str]
+    reply_to: list[str] = Field(validation_alias="reply_to_addresses")
+    sent_at: datetime | None = Field(description="The mail's Date header, if it came by mail.")
+    new_text: str | None = Field(
+        description="A mail's new text without quoted history and signature, when separable."
+    )
+    kind: MailKind = Field(description="normal, or an auto-reply, bounce, list mail...")
+    threaded_by: ThreadMatch | None = Field(
+        description="How an inbound mail found this ticket: token, in_reply_to, references, "
+        "subject_number, new_ticket or follow_up."
+    )
+    threading_detail: str | None = Field(description="Which header or token matched.")
     created_at: datetime
     attachments: list[AttachmentRead]
 
 
 class TicketWithMessages(TicketRead):
     messages: list[MessageRead]
+
+
+@dataclass(frozen=True)
+class MailMessage:
+    """An inbound mail, parsed and threaded, ready to become a ticket message."""
+
+    from_address: str | None
+    subject: str
+    body_text: str
+    kind: MailKind
+    threaded_by: ThreadMatch
+    threading_detail: str
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    body_html: str | None = None
+    new_text: str | None = None
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    sent_at: datetime | None = None
+    attachments: list[FileData] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ThreadCandidate:
+    """A ticket as threading sees it."""
+
+    id: int
+    number: int
+    status: TicketStatus
+    subject: str
+    customer_id: int
+    merged_into_id: int | None
+
+
+class TicketLinkRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    ticket_id: int
+    other_ticket_id: int
+    kind: LinkKind
+    state: LinkState
+    reason: str
+    created_at: datetime
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    into_ticket_id: int = Field(description="The ticket that receives the messages and stays.")

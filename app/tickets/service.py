@@ -14,7 +14,7 @@ from app.audit import service as audit
 from app.auth import service as auth
 from app.auth.schemas import Principal
 from app.core.clock import utcnow
-from app.core.errors import Forbidden, Invalid, NotFound, check_version
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.customers import service as customers
 from app.queues import service as queues
@@ -22,14 +22,20 @@ from app.teams import service as teams
 from app.tickets import repository
 from app.tickets.models import (
     Channel,
+    LinkKind,
+    LinkState,
+    MailKind,
     Message,
     MessageDirection,
     Ticket,
+    TicketLink,
     TicketPriority,
     TicketStatus,
 )
 from app.tickets.schemas import (
+    MailMessage,
     MessageCreate,
+    ThreadCandidate,
     TicketCreate,
     TicketFilters,
     TicketRead,
@@ -120,6 +126,12 @@ async def _check_team(session: AsyncSession, team_id: int) -> None:
         raise Invalid(f"Team {team_id} does not exist.", field="body.team_id")
 
 
+def _customer_wrote(ticket: Ticket) -> None:
+    """The ball is in our court again."""
+    if ticket.status in _OPEN_AGAIN:
+        _apply_status(ticket, TicketStatus.open)
+
+
 def _apply_status(ticket: Ticket, status: TicketStatus) -> None:
     if status == ticket.status:
         return
@@ -171,9 +183,7 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
         custom_fields=data.custom_fields,
     )
     _apply_status(ticket, data.status)
-    session.add(ticket)
-    await session.flush()
-    await audit.record(session, actor, "ticket.created", ENTITY, ticket.id, after=_snapshot(ticket))
+    await _save_ticket(session, actor, ticket)
     message = Message(
         ticket_id=ticket.id,
         direction=MessageDirection.inbound,
@@ -191,6 +201,12 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
     )
     await _save_message(session, actor, message)
     return ticket
+
+
+async def _save_ticket(session: AsyncSession, actor: Principal, ticket: Ticket) -> None:
+    session.add(ticket)
+    await session.flush()
+    await audit.record(session, actor, "ticket.created", ENTITY, ticket.id, after=_snapshot(ticket))
 
 
 async def _save_message(session: AsyncSession, actor: Principal, message: Message) -> None:
@@ -281,8 +297,8 @@ async def add_message(
         attachments=await attachments.store(session, data.attachments),
     )
     await _save_message(session, actor, message)
-    if inbound and ticket.status in _OPEN_AGAIN:
-        _apply_status(ticket, TicketStatus.open)
+    if inbound:
+        _customer_wrote(ticket)
     elif is_reply:
         ticket.first_response_at = ticket.first_response_at or utcnow()
         if ticket.status is TicketStatus.new:
@@ -368,3 +384,229 @@ async def remove_tag(session: AsyncSession, tag: str) -> int:
 
 async def rename_tag(session: AsyncSession, old: str, new: str) -> int:
     return await repository.rename_tag(session, old, new)
+
+
+# --- Mail -----------------------------------------------------------------------------------
+
+
+def _mail_message(ticket: Ticket, mail: MailMessage, customer_id: int) -> Message:
+    return Message(
+        ticket_id=ticket.id,
+        direction=MessageDirection.inbound,
+        # Bounces and auto-replies are kept, but as notes: not part of the conversation.
+        is_public=mail.kind is MailKind.normal,
+        channel=Channel.email,
+        author_customer_id=customer_id,
+        from_address=mail.from_address,
+        to_addresses=mail.to,
+        cc_addresses=mail.cc,
+        reply_to_addresses=mail.reply_to,
+        subject=mail.subject,
+        body_text=mail.body_text,
+        body_html=mail.body_html,
+        new_text=mail.new_text,
+        message_id=mail.message_id,
+        in_reply_to=mail.in_reply_to,
+        references=mail.references,
+        sent_at=mail.sent_at,
+        kind=mail.kind,
+        threaded_by=mail.threaded_by,
+        threading_detail=mail.threading_detail,
+    )
+
+
+async def open_ticket_from_mail(
+    session: AsyncSession,
+    actor: Principal,
+    mail: MailMessage,
+    *,
+    customer_id: int,
+    queue_id: int | None,
+) -> tuple[Ticket, Message]:
+    """A new ticket whose first message is the mail."""
+    default_priority = TicketPriority.normal
+    if queue_id is not None:
+        queue = await queues.find_queue(session, queue_id)
+        default_priority = queue.default_priority if queue else default_priority
+    ticket = Ticket(
+        subject=mail.subject.strip() or "(no subject)",
+        status=TicketStatus.new,
+        priority=default_priority,
+        channel=Channel.email,
+        queue_id=queue_id,
+        customer_id=customer_id,
+        tags=[],
+        custom_fields={},
+    )
+    await _save_ticket(session, actor, ticket)
+    message = _mail_message(ticket, mail, customer_id)
+    message.attachments = await attachments.store_files(session, mail.attachments)
+    await _save_message(session, actor, message)
+    return ticket, message
+
+
+async def add_mail(
+    session: AsyncSession, actor: Principal, ticket_id: int, mail: MailMessage, *, customer_id: int
+) -> Message:
+    """The mail as the next message of the ticket; a customer's answer reopens it."""
+    ticket = await get_ticket(session, actor, ticket_id, for_update=True)
+    before = _snapshot(ticket)
+    message = _mail_message(ticket, mail, customer_id)
+    message.attachments = await attachments.store_files(session, mail.attachments)
+    await _save_message(session, actor, message)
+    if mail.kind is MailKind.normal:
+        _customer_wrote(ticket)
+    ticket.touch()
+    await session.flush()
+    await audit.record(
+        session, actor, "ticket.updated", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
+    )
+    return message
+
+
+async def thread_candidates(
+    session: AsyncSession, message_ids: Sequence[str]
+) -> dict[str, ThreadCandidate]:
+    """Tickets holding a message (ours or theirs) with one of these Message-IDs."""
+    return {
+        header: ThreadCandidate(
+            ticket.id,
+            ticket.number,
+            ticket.status,
+            ticket.subject,
+            ticket.customer_id,
+            ticket.merged_into_id,
+        )
+        for header, ticket in await repository.tickets_by_message_ids(session, message_ids)
+    }
+
+
+async def find_candidate(
+    session: AsyncSession, *, ticket_id: int | None = None, number: int | None = None
+) -> ThreadCandidate | None:
+    """A ticket by id or human number, as threading sees it (merges followed)."""
+    ticket = await repository.find(session, ticket_id=ticket_id, number=number)
+    seen: set[int] = set()
+    while ticket is not None and ticket.merged_into_id is not None and ticket.id not in seen:
+        seen.add(ticket.id)
+        ticket = await repository.find(session, ticket_id=ticket.merged_into_id)
+    if ticket is None:
+        return None
+    return ThreadCandidate(
+        ticket.id,
+        ticket.number,
+        ticket.status,
+        ticket.subject,
+        ticket.customer_id,
+        ticket.merged_into_id,
+    )
+
+
+async def link(
+    session: AsyncSession,
+    actor: Principal,
+    ticket_id: int,
+    other_ticket_id: int,
+    kind: LinkKind,
+    reason: str,
+    *,
+    state: LinkState = LinkState.open,
+) -> TicketLink:
+    ticket_link = TicketLink(
+        ticket_id=ticket_id, other_ticket_id=other_ticket_id, kind=kind, reason=reason, state=state
+    )
+    session.add(ticket_link)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "ticket.linked",
+        ENTITY,
+        ticket_id,
+        after={"other_ticket_id": other_ticket_id, "kind": kind.value, "reason": reason},
+    )
+    return ticket_link
+
+
+async def list_links(session: AsyncSession, actor: Principal, ticket_id: int) -> list[TicketLink]:
+    await get_ticket(session, actor, ticket_id)
+    return await repository.links_of(session, ticket_id)
+
+
+async def dismiss_link(
+    session: AsyncSession, actor: Principal, ticket_id: int, link_id: int
+) -> TicketLink:
+    await get_ticket(session, actor, ticket_id)
+    ticket_link = await repository.get_link(session, link_id)
+    if ticket_link is None or ticket_id not in (ticket_link.ticket_id, ticket_link.other_ticket_id):
+        raise NotFound(f"Ticket {ticket_id} has no link {link_id}.")
+    if ticket_link.state is LinkState.open:
+        ticket_link.state = LinkState.dismissed
+        await session.flush()
+        await audit.record(
+            session, actor, "ticket.link_dismissed", ENTITY, ticket_id, after={"link_id": link_id}
+        )
+    return ticket_link
+
+
+async def merge(
+    session: AsyncSession, actor: Principal, ticket_id: int, into_ticket_id: int
+) -> Ticket:
+    """Move every message of the ticket into the other one and close it, pointing there."""
+    actor.require(AgentRole.agent)
+    if ticket_id == into_ticket_id:
+        raise Invalid("A ticket cannot be merged into itself.", field="body.into_ticket_id")
+    # Lock both in id order, so two merges of the same pair cannot deadlock.
+    first, second = sorted((ticket_id, into_ticket_id))
+    locked = {
+        t.id: t
+        for t in [
+            await get_ticket(session, actor, first, for_update=True),
+            await get_ticket(session, actor, second, for_update=True),
+        ]
+    }
+    source, target = locked[ticket_id], locked[into_ticket_id]
+    if source.merged_into_id is not None:
+        raise Conflict(f"Ticket {ticket_id} was merged into {source.merged_into_id} already.")
+    if target.merged_into_id is not None:
+        raise Invalid(
+            f"Ticket {into_ticket_id} was itself merged into {target.merged_into_id}: merge "
+            "into that one.",
+            field="body.into_ticket_id",
+        )
+    before_source, before_target = _snapshot(source), _snapshot(target)
+    moved = await repository.move_messages(session, source.id, target.id)
+    await repository.accept_links(session, source.id, target.id)
+    source.merged_into_id = target.id
+    _apply_status(source, TicketStatus.closed)
+    target.tags = sorted(set(target.tags) | set(source.tags))
+    target.touch()
+    await session.flush()
+    await link(
+        session,
+        actor,
+        source.id,
+        target.id,
+        LinkKind.merged,
+        f"merged by {actor.label}: {moved} message(s) moved",
+        state=LinkState.accepted,
+    )
+    await audit.record(
+        session,
+        actor,
+        "ticket.merged",
+        ENTITY,
+        source.id,
+        before=before_source,
+        after=_snapshot(source),
+    )
+    await audit.record(
+        session,
+        actor,
+        "ticket.updated",
+        ENTITY,
+        target.id,
+        before=before_target,
+        after=_snapshot(target),
+    )
+    return target

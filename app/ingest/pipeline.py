@@ -1,0 +1,260 @@
+"""What to do with an inbound mail, decided by an ordered list of small pure filters.
+
+The service looks up the facts a mail needs (tickets its headers point to, how often its
+sender got an automatic answer) and hands them in; each filter reads the parsed mail and
+those facts and writes its decision into the context. Adding a behaviour means adding a
+filter, not growing one function.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.core.config import ClosedTicketReply
+from app.ingest.parser import ParsedMail
+from app.tickets.models import MailKind, ThreadMatch, TicketStatus
+from app.tickets.schemas import ThreadCandidate
+
+_REPLY_PREFIX = re.compile(
+    r"^\s*((re|fw|fwd|sv|vs|aw|wg|vb|vl|antw|ynt|tr|rv|odp)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE
+)
+_AUTOMATIC_SUBJECT = re.compile(
+    r"^\s*(automatic reply|auto(matisk|matiskt)? ?svar|autoreply|out of (the )?office|"
+    r"fravær|frånvaro|poissa|abwesenheitsnotiz|automaattinen vastaus)\b",
+    re.IGNORECASE,
+)
+_NO_REPLY_SENDER = re.compile(r"^(no-?reply|do-?not-?reply|noreply|mailer-daemon|postmaster)\b")
+
+
+def ticket_number_pattern(prefix: str) -> re.Pattern[str]:
+    """``[#100123]`` in a subject, for the configured prefix."""
+    return re.compile(r"\[" + re.escape(prefix) + r"(\d{1,18})\]")
+
+
+def normalised_subject(subject: str, number_pattern: re.Pattern[str]) -> str:
+    """The subject without reply prefixes and ticket tags, for comparing two subjects."""
+    without_tag = number_pattern.sub(" ", subject)
+    return " ".join(_REPLY_PREFIX.sub("", without_tag).casefold().split())
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the database knows that bears on this mail, looked up before the filters run."""
+
+    own_addresses: frozenset[str] = frozenset()
+    is_own_message_id: bool = False
+    token_ticket: ThreadCandidate | None = None
+    token_header: str | None = None
+    by_message_id: dict[str, ThreadCandidate] = field(default_factory=dict)
+    subject_ticket: ThreadCandidate | None = None
+    sender_known_to_subject_ticket: bool = False
+    bounced_ticket: ThreadCandidate | None = None
+    automatic_answers_today: int = 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    ticket_number_prefix: str
+    reply_to_closed: ClosedTicketReply
+    auto_reply_limit_per_day: int
+
+
+@dataclass
+class Context:
+    """The decisions the filters write."""
+
+    mail: ParsedMail
+    facts: Facts
+    policy: Policy
+    kind: MailKind = MailKind.normal
+    kind_reason: str = ""
+    target: ThreadCandidate | None = None
+    threaded_by: ThreadMatch = ThreadMatch.new_ticket
+    threading_detail: str = "no header or subject matched a ticket"
+    suggested: ThreadCandidate | None = None
+    """A weak match: the mail opens a new ticket, linked to this one for an agent to merge."""
+    suggestion_reason: str = ""
+    follow_up_of: ThreadCandidate | None = None
+    auto_reply_allowed: bool = False
+    auto_reply_reason: str = ""
+
+    @property
+    def subject_number_pattern(self) -> re.Pattern[str]:
+        return ticket_number_pattern(self.policy.ticket_number_prefix)
+
+
+Filter = Callable[[Context], None]
+
+
+def classify(ctx: Context) -> None:
+    """Own mail come back, bounces, auto-replies and list mail: stored, never answered."""
+    mail, headers = ctx.mail, ctx.mail.auto_headers
+    sender = mail.from_address or ""
+    local_part = sender.split("@", 1)[0]
+    auto_submitted = headers.get("auto-submitted", "").strip().lower()
+    precedence = headers.get("precedence", "").strip().lower()
+    return_path = headers.get("return-path", "").strip()
+    checks: list[tuple[bool, MailKind, str]] = [
+        (
+            "x-ticketry-loop" in headers or ctx.facts.is_own_message_id,
+            MailKind.own,
+            "our own outgoing mail",
+        ),
+        (mail.report_type == "delivery-status", MailKind.bounce, "a delivery status report"),
+        (local_part in ("mailer-daemon", "postmaster"), MailKind.bounce, f"sent by {sender}"),
+        (
+            bool(auto_submitted) and auto_submitted != "no",
+            MailKind.auto_reply,
+            f"Auto-Submitted: {auto_submitted}",
+        ),
+        (
+            "x-autoreply" in headers or "x-autorespond" in headers,
+            MailKind.auto_reply,
+            "an X-Autoreply/X-Autorespond header",
+        ),
+        (
+            precedence in ("auto_reply", "bulk", "junk"),
+            MailKind.auto_reply,
+            f"Precedence: {precedence}",
+        ),
+        (return_path == "<>", MailKind.auto_reply, "an empty Return-Path"),
+        (
+            bool(_AUTOMATIC_SUBJECT.match(mail.subject)),
+            MailKind.auto_reply,
+            "an automatic-reply subject",
+        ),
+        (
+            precedence == "list"
+            or any(h in headers for h in ("list-id", "list-unsubscribe", "list-post")),
+            MailKind.mailing_list,
+            "mailing-list headers",
+        ),
+    ]
+    for matched, kind, reason in checks:
+        if matched:
+            ctx.kind, ctx.kind_reason = kind, reason
+            return
+
+
+def thread_bounce(ctx: Context) -> None:
+    """A bounce belongs to the ticket whose reply did not arrive."""
+    if ctx.kind is MailKind.bounce and ctx.facts.bounced_ticket is not None:
+        ctx.target = ctx.facts.bounced_ticket
+        ctx.threaded_by = ThreadMatch.references
+        ctx.threading_detail = "a bounce of a message sent from this ticket"
+
+
+def thread_by_headers(ctx: Context) -> None:
+    """Our signed token is certain; In-Reply-To is strong; References alone is strong only if
+    the subject still fits, else it is a suggestion."""
+    if ctx.target is not None or ctx.kind is MailKind.own:
+        return
+    facts, mail = ctx.facts, ctx.mail
+    if facts.token_ticket is not None:
+        ctx.target = facts.token_ticket
+        ctx.threaded_by = ThreadMatch.token
+        ctx.threading_detail = f"signed ticket token in {facts.token_header}"
+        return
+    for header in mail.in_reply_to:
+        if header in facts.by_message_id:
+            ctx.target = facts.by_message_id[header]
+            ctx.threaded_by = ThreadMatch.in_reply_to
+            ctx.threading_detail = f"In-Reply-To {header}"
+            return
+    pattern = ctx.subject_number_pattern
+    for header in reversed(mail.references):
+        candidate = facts.by_message_id.get(header)
+        if candidate is None:
+            continue
+        subject_fits = normalised_subject(mail.subject, pattern) == normalised_subject(
+            candidate.subject, pattern
+        ) or str(candidate.number) in {m for m in pattern.findall(mail.subject)}
+        if subject_fits:
+            ctx.target = candidate
+            ctx.threaded_by = ThreadMatch.references
+            ctx.threading_detail = f"References {header}"
+        else:
+            ctx.suggested = candidate
+            ctx.suggestion_reason = f"References {header}, but the subject changed"
+        return
+
+
+def thread_by_subject_number(ctx: Context) -> None:
+    """``[#N]`` in the subject: certain enough from the ticket's customer, a suggestion from
+    anyone else (anyone can type a number)."""
+    candidate = ctx.facts.subject_ticket
+    if ctx.target is not None or ctx.suggested is not None or candidate is None:
+        return
+    if ctx.kind is MailKind.own:
+        return
+    if ctx.facts.sender_known_to_subject_ticket:
+        ctx.target = candidate
+        ctx.threaded_by = ThreadMatch.subject_number
+        ctx.threading_detail = f"ticket number {candidate.number} in the subject"
+    else:
+        ctx.suggested = candidate
+        ctx.suggestion_reason = (
+            f"ticket number {candidate.number} in the subject, from a sender the ticket "
+            "does not know"
+        )
+
+
+def closed_ticket(ctx: Context) -> None:
+    """A reply to a closed ticket reopens it, or opens a follow-up linked to it."""
+    target = ctx.target
+    if target is None or target.status is not TicketStatus.closed:
+        return
+    if ctx.policy.reply_to_closed is ClosedTicketReply.follow_up:
+        ctx.follow_up_of = target
+        ctx.target = None
+        ctx.threaded_by = ThreadMatch.follow_up
+        ctx.threading_detail = f"a reply to closed ticket {target.number} ({ctx.threading_detail})"
+
+
+def automatic_answer(ctx: Context) -> None:
+    """May the customer get an automatic answer (an acknowledgement)? Only a person, not too
+    often, and never anything that could answer back automatically."""
+    mail = ctx.mail
+    sender = mail.from_address
+    suppress = ctx.mail.auto_headers.get("x-auto-response-suppress", "").lower()
+    refusals = [
+        (ctx.kind is not MailKind.normal, f"the mail is {ctx.kind.value}: {ctx.kind_reason}"),
+        (sender is None, "the mail has no sender address"),
+        (
+            bool(sender) and bool(_NO_REPLY_SENDER.match((sender or "").split("@", 1)[0])),
+            f"{sender} does not take replies",
+        ),
+        (sender in ctx.facts.own_addresses, f"{sender} is one of our own addresses"),
+        (
+            any(w in suppress for w in ("all", "autoreply", "oof")),
+            f"X-Auto-Response-Suppress: {suppress}",
+        ),
+        (
+            ctx.facts.automatic_answers_today >= ctx.policy.auto_reply_limit_per_day,
+            f"{sender} got {ctx.facts.automatic_answers_today} automatic answers in 24 hours",
+        ),
+    ]
+    for refused, reason in refusals:
+        if refused:
+            ctx.auto_reply_allowed, ctx.auto_reply_reason = False, reason
+            return
+    ctx.auto_reply_allowed, ctx.auto_reply_reason = True, "a person wrote"
+
+
+FILTERS: tuple[Filter, ...] = (
+    classify,
+    thread_bounce,
+    thread_by_headers,
+    thread_by_subject_number,
+    closed_ticket,
+    automatic_answer,
+)
+
+
+def decide(mail: ParsedMail, facts: Facts, policy: Policy) -> Context:
+    ctx = Context(mail=mail, facts=facts, policy=policy)
+    for step in FILTERS:
+        step(ctx)
+    return ctx
