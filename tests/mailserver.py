@@ -9,9 +9,9 @@ token-introspection endpoint run by this class (a stdlib server in a thread) whe
 token is valid and whose it is; tests hand out tokens with :meth:`Dovecot.add_oauth_token`.
 
 The helpers that look at or fill a mailbox (:meth:`append`, :meth:`uids`, :meth:`flags`,
-:meth:`folder_exists`) use the standard library's blocking ``imaplib``, so what the tests check
-does not depend on the client under test. Blocking is fine for test set-up; call them with
-``asyncio.to_thread`` when the test's own client must keep running meanwhile.
+:meth:`add_flags`, :meth:`folder_exists`) use the standard library's blocking ``imaplib``, so
+what the tests check does not depend on the client under test. Blocking is fine for test
+set-up; call them with ``asyncio.to_thread`` when the test's own client must keep running.
 """
 
 from __future__ import annotations
@@ -89,6 +89,16 @@ def _group_running(group: int) -> bool:
         if int(pgrp) == group and state != "Z":
             return True
     return False
+
+
+def _wait_until_gone(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Wait until the process and its whole group have ended; False if that took too long."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None or _group_running(process.pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 class _TokenServer:
@@ -257,12 +267,7 @@ class Dovecot:
         for sig, grace in ((signal.SIGTERM, _STOP_GRACE), (signal.SIGKILL, _STOP_TIMEOUT)):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, sig)
-            deadline = time.monotonic() + grace
-            while process.poll() is None or _group_running(process.pid):
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
-            else:
+            if _wait_until_gone(process, grace):
                 return
 
     def restart(self) -> None:
