@@ -90,6 +90,23 @@ CASES = [
     Case("DELETE", "/tags/{tag}", "supervisor"),
     Case("POST", "/tags/{tag}/rename", "supervisor", {"new_name": "omdøbt"}),
     Case("GET", "/audit-events", "admin"),
+    Case("GET", "/tickets/{ticket}/links", "external"),
+    Case("GET", "/ingest/quarantine", "supervisor"),
+    Case("GET", "/mailboxes", "admin"),
+    Case(
+        "POST",
+        "/mailboxes",
+        "admin",
+        {
+            "name": "Support DK",
+            "imap_host": "imap.example.dk",
+            "imap_security": "tls",
+            "username": "support@example.dk",
+            "auth_method": "password",
+            "password": "hemmeligt",
+            "addresses": ["support@example.dk"],
+        },
+    ),
 ]
 
 

@@ -251,3 +251,38 @@ async def test_a_mailbox_of_thousands_is_read_completely(world: World) -> None:
     seen = await asyncio.to_thread(world.dovecot.uids, world.user.address)
     assert len(seen) == count
     print(f"{count} mails in {elapsed:.1f} s ({count / elapsed:.0f}/s)")
+
+
+async def test_a_failing_mailbox_is_shown_failing_and_does_not_stop_the_others(
+    world: World, dovecot: Dovecot
+) -> None:
+    async with world.maker.begin() as session:
+        broken = Mailbox(
+            name="Forkert kodeord",
+            imap_host=dovecot.host,
+            imap_port=dovecot.port,
+            imap_security=ImapSecurity.none,
+            username=world.user.address,
+            auth_method=MailboxAuth.password,
+            password_encrypted=encrypt(SECRET, "not the password"),
+            poll_interval_seconds=30,
+        )
+        session.add(broken)
+        await session.flush()
+        broken_id = broken.id
+    world.dovecot.append(world.user.address, mails(1, "works"))
+    async with running(world):
+        await eventually(lambda: _equals(world.processed(), 1))
+
+        async def failing() -> bool:
+            async with world.maker() as session:
+                status = await session.get(MailboxStatus, broken_id)
+                return status is not None and status.consecutive_failures >= 2
+
+        await eventually(failing, timeout=20)
+    async with world.maker() as session:
+        status = await session.get(MailboxStatus, broken_id)
+        assert status is not None
+        assert status.state.value == "failing"
+        assert status.last_error
+        assert status.last_success_at is None
