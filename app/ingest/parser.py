@@ -153,7 +153,7 @@ def _parse(raw: bytes) -> ParsedMail:
     for name in body.defects:
         _append_unique(defects, name)
     return ParsedMail(
-        message_id=next(iter(_ids(_raw(msg, "message-id") or "")), None),
+        message_id=_first_id(msg, "message-id"),
         in_reply_to=_ids(" ".join(_raw_all(msg, "in-reply-to"))),
         references=_ids(" ".join(_raw_all(msg, "references"))),
         subject=_text(_raw(msg, "subject") or ""),
@@ -382,6 +382,10 @@ def _ids(value: str) -> list[str]:
     return ids
 
 
+def _first_id(part: Message, header: str) -> str | None:
+    return next(iter(_ids(_raw(part, header) or "")), None)
+
+
 # Zone names outside RFC 5322 that Scandinavian and German mail uses; the stdlib reads any
 # unknown name as "no zone" and would return a naive time.
 _ZONE_NAMES = {
@@ -489,7 +493,8 @@ _MAX_FILENAME = 255
 
 
 def _safe_filename(name: str) -> str:
-    """No path separators or control characters, and not longer than file systems allow."""
+    """No path separators or control characters, and at most 255 characters (what most file
+    systems take, so a download keeps its name), the extension kept."""
     name = _UNSAFE_IN_FILENAME.sub("_", name).strip()
     if len(name) > _MAX_FILENAME:
         _, dot, extension = name.rpartition(".")
@@ -670,25 +675,31 @@ class _Body:
 
 
 _MIME_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
+# RFC 6838 allows 127 characters a side; the attachments table stores 200.
+_MAX_MIME_TYPE = 200
 
 
 def _content_type(part: Message) -> str:
     """The part's type as the stdlib reads it (text/plain when missing or without a "/"), but
     never with characters a MIME type cannot have: those make it application/octet-stream."""
     content_type = part.get_content_type()
-    return content_type if _MIME_TYPE.match(content_type) else "application/octet-stream"
+    if len(content_type) <= _MAX_MIME_TYPE and _MIME_TYPE.match(content_type):
+        return content_type
+    return "application/octet-stream"
 
 
 def _is_body(part: Message, content_type: str) -> bool:
     if part.get_content_disposition() == "attachment" or _filename(part) is not None:
         return False
     # A multipart whose boundary is missing arrives as one text blob; showing it beats losing it.
-    return content_type in ("text/plain", "text/html") or part.get_content_maintype() == "multipart"
+    return content_type in ("text/plain", "text/html") or content_type.startswith("multipart/")
 
 
 def _part_text(part: Message) -> str:
     data = part.get_payload(decode=True)
-    text = _decode(data if isinstance(data, bytes) else b"", part.get_content_charset())
+    # Not get_content_charset(): it raises on some damaged RFC 2231 charset parameters.
+    charset = _param(part, "content-type", "charset")
+    text = _decode(data if isinstance(data, bytes) else b"", charset)
     text = _LINE_BREAK.sub("\n", _clean(text))
     if part.get_content_type() == "text/plain" and (
         (_param(part, "content-type", "format") or "").lower() == "flowed"
@@ -702,19 +713,22 @@ def _filename(part: Message) -> str | None:
     return _param(part, "content-disposition", "filename") or _param(part, "content-type", "name")
 
 
-def _derived_name(content_type: str, number: int) -> str:
+def _attachment_name(filename: str | None, content_type: str, number: int) -> str:
+    """The sender's name made safe, else "attachment-N.ext" from the type."""
+    name = _safe_filename(filename) if filename else ""
+    if name.strip("."):  # "." and ".." name directories, not files
+        return name
     fallback = ".txt" if content_type.startswith("text/") else ".bin"
-    extension = _EXTENSIONS.get(content_type, fallback)
-    return f"attachment-{number}{extension}"
+    return f"attachment-{number}{_EXTENSIONS.get(content_type, fallback)}"
 
 
 def _leaf_attachment(part: Message, content_type: str, number: int) -> ParsedAttachment:
     data = part.get_payload(decode=True)
-    content_id = next(iter(_ids(_raw(part, "content-id") or "")), None)
+    content_id = _first_id(part, "content-id")
     disposition = part.get_content_disposition()
     filename = _filename(part)
     return ParsedAttachment(
-        filename=_safe_filename(filename) if filename else _derived_name(content_type, number),
+        filename=_attachment_name(filename, content_type, number),
         content_type=content_type,
         content=data if isinstance(data, bytes) else b"",
         content_id=content_id,
@@ -738,9 +752,9 @@ def _message_attachment(
         if subject and content_type in ("message/rfc822", "message/global"):
             filename = f"{subject}.eml"
     return ParsedAttachment(
-        filename=_safe_filename(filename) if filename else _derived_name(content_type, number),
+        filename=_attachment_name(filename, content_type, number),
         content_type=content_type,
         content=content,
-        content_id=next(iter(_ids(_raw(part, "content-id") or "")), None),
+        content_id=_first_id(part, "content-id"),
         inline=False,
     )

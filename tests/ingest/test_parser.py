@@ -174,6 +174,43 @@ def test_rfc2231_and_encoded_word_filenames() -> None:
     assert parsed.body_text == "Se vedhæftede filer."
 
 
+def test_filenames_made_safe() -> None:
+    long_name = "å" * 300 + ".pdf"
+    parsed = parse(
+        "Subject: x\nContent-Type: multipart/mixed; boundary=B\n\n"
+        f'--B\nContent-Type: application/pdf; name="{long_name}"\n\nx\n'
+        '--B\nContent-Type: application/pdf; name=".."\n\nx\n'
+        '--B\nContent-Type: application/pdf; name="a\tb\\\\c.pdf"\n\nx\n'
+        "--B--\n"
+    )
+    first, dots, controls = (attachment.filename for attachment in parsed.attachments)
+    assert first == "å" * 251 + ".pdf"
+    assert dots == "attachment-2.pdf"
+    assert controls == "a_b_c.pdf"
+
+
+def test_damaged_mime_headers_that_crash_the_stdlib() -> None:
+    # The stdlib's header parser raises IndexError on a parameter without a value ...
+    parsed = parse(
+        "Subject: x\nContent-Type: multipart/mixed; boundary=B\n\n"
+        "--B\nContent-Type: text/plain; charset*=a\x00b''x\n\nbody\n"
+        "--B\nContent-Type: text/x-log\nContent-Disposition: attachment; filename*\n\nlog\n"
+        "--B\nContent-Type: text/pla\x00in\n\nnul\n"
+        "--B--\n"
+    )
+    # ... and ValueError on a NUL in an RFC 2231 charset: the body is still read.
+    assert parsed.body_text == "body"
+    assert [(a.filename, a.content_type) for a in parsed.attachments] == [
+        ("attachment-1.txt", "text/x-log"),
+        ("attachment-2.bin", "application/octet-stream"),
+    ]
+
+
+def test_damaged_boundary_the_stdlib_cannot_read_is_quarantined() -> None:
+    with pytest.raises(UnparseableMail, match="the mail parser failed: ValueError"):
+        parse("Subject: x\nContent-Type: multipart/mixed; boundary*=a\x00b''x\n\nbody")
+
+
 def test_message_ids_normalised() -> None:
     parsed = parse(
         "Message-ID:  < abc@example.com >\n"
