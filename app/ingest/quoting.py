@@ -57,6 +57,8 @@ def split_reply(text: str) -> str | None:
     """
     lines = text.splitlines()
     cut = _history_start(lines)
+    if cut == _LEAVE_WHOLE:
+        return None
     head = lines if cut is None else lines[:cut]
     signature = _signature_start(head)
     if signature is not None:
@@ -71,13 +73,18 @@ def _is_quoted(line: str) -> bool:
     return line.lstrip().startswith(">")
 
 
+# Returned by _history_start for answers written between the quotes: nothing can be cut.
+_LEAVE_WHOLE = -1
+
+
 def _history_start(lines: list[str]) -> int | None:
+    """Index of the first line of quoted history, None if there is none, or _LEAVE_WHOLE."""
     for index, line in enumerate(lines):
         stripped = line.strip()
         if stripped.startswith(">"):
             # "> " lines with nothing but more of them (or blank lines) below: a plain quote.
             # Anything unquoted after them means answers between the quotes: leave it whole.
-            return index if _only_quotes_from(lines, index) else None
+            return index if _only_quotes_from(lines, index) else _LEAVE_WHOLE
         # Every other marker has a "-" rule or a colon; most lines have neither, and the
         # regular expressions are then skipped (long texts stay fast).
         if stripped.startswith("-") and _ORIGINAL_MESSAGE.match(stripped):
@@ -91,7 +98,7 @@ def _history_start(lines: list[str]) -> int | None:
             start, end = attribution
             after = _next_content(lines, end + 1)
             if after is not None and _is_quoted(lines[after]):
-                return start if _only_quotes_from(lines, after) else None
+                return start if _only_quotes_from(lines, after) else _LEAVE_WHOLE
             return start
     return None
 

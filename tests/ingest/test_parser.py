@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import random
 from collections.abc import Iterator
@@ -450,6 +451,24 @@ def test_format_flowed_is_joined() -> None:
     assert parsed.new_text == "\n".join(parsed.body_text.split("\n")[:3])
 
 
+def test_format_flowed_delsp_removes_the_soft_break_space() -> None:
+    parsed = parse(
+        "Subject: x\nContent-Type: text/plain; format=flowed; delsp=yes\n\n"
+        "Rechnungs \nnummer 12\n-- \nHans\n"
+    )
+    assert parsed.body_text == "Rechnungsnummer 12\n-- \nHans\n"
+    assert parsed.new_text == "Rechnungsnummer 12"
+
+
+def test_base64_latin1_body() -> None:
+    body = "Hälsningar från Åsa Öberg".encode("iso-8859-1")
+    parsed = parse(
+        b"Subject: x\nContent-Type: text/plain; charset=ISO-8859-1\n"
+        b"Content-Transfer-Encoding: base64\n\n" + base64.encodebytes(body)
+    )
+    assert parsed.body_text == "Hälsningar från Åsa Öberg"
+
+
 # --- HTML sanitising ------------------------------------------------------------------------
 
 
@@ -614,6 +633,7 @@ NOTHING_TO_SEPARATE = {
         "On Mon, Jan 15, 2024 at 10:30 AM Support <support@example.com> wrote:\n"
         "> Which model?\nThe X200.\n"
     ),
+    "interleaved-with-signature": "Hi\n> Which model?\nThe X200.\n-- \nJohn\n",
     "quote-only": "> Do you want us to cancel the order?\n",
     "empty": "",
 }
