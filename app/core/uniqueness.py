@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from app.core.errors import Conflict
 
 
@@ -16,3 +18,25 @@ def check_free(what: str, *, owner_id: int | None, entity: str, entity_id: int |
         raise Conflict(
             f"{what} belongs to {entity} {owner_id} already.", **{f"{entity}_id": owner_id}
         )
+
+
+def check_addresses_free(
+    wanted: Collection[str],
+    *,
+    holder: tuple[int, str, Collection[str]] | None,
+    entity: str,
+) -> None:
+    """Refuse mail addresses another ``entity`` (a queue, a mailbox) serves already.
+
+    ``holder`` is the first other one serving any of them: (id, name, its addresses).
+    """
+    if holder is None:
+        return
+    holder_id, holder_name, held = holder
+    taken = sorted(set(wanted) & set(held))
+    raise Conflict(
+        f"The address {', '.join(taken)} is served by the {entity} {holder_name!r} "
+        f"(id {holder_id}) already; remove it there first.",
+        **{f"{entity}_id": holder_id},
+        addresses=taken,
+    )

@@ -13,10 +13,10 @@ from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core import crypto
 from app.core.clock import utcnow
-from app.core.errors import Conflict, Invalid, NotFound, check_version
+from app.core.errors import Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.core.types import normalise_email
-from app.core.uniqueness import check_free
+from app.core.uniqueness import check_addresses_free, check_free
 from app.ingest.imap import (
     ImapAuthError,
     ImapClient,
@@ -119,15 +119,11 @@ async def _check_references(
         addresses = values["addresses"]
         await repository.lock_addresses(session, addresses)
         owners = await repository.find_address_owners(session, addresses, exclude_id=mailbox_id)
-        if owners:
-            other = owners[0]
-            taken = sorted(set(addresses) & set(other.addresses))
-            raise Conflict(
-                f"The address {', '.join(taken)} is served by the mailbox {other.name!r} "
-                f"(id {other.id}) already; remove it there first.",
-                mailbox_id=other.id,
-                addresses=taken,
-            )
+        check_addresses_free(
+            addresses,
+            holder=(owners[0].id, owners[0].name, owners[0].addresses) if owners else None,
+            entity=ENTITY,
+        )
     queue_id = values.get("default_queue_id")
     if queue_id is not None and await queues.find_queue(session, queue_id) is None:
         raise Invalid(f"Queue {queue_id} does not exist.", field="body.default_queue_id")

@@ -8,9 +8,9 @@ from app.agents import service as agents
 from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
-from app.core.errors import Conflict, Invalid, NotFound, check_version
+from app.core.errors import Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
-from app.core.uniqueness import check_free
+from app.core.uniqueness import check_addresses_free, check_free
 from app.queues import repository
 from app.queues.models import Queue
 from app.queues.schemas import QueueCreate, QueueRead, QueueUpdate
@@ -62,15 +62,11 @@ async def _check_addresses_free(
         return
     await repository.lock_addresses(session, addresses)
     owners = await repository.find_address_owners(session, addresses, exclude_id=queue_id)
-    if owners:
-        other = owners[0]
-        taken = sorted(set(addresses) & set(other.inbound_addresses))
-        raise Conflict(
-            f"The address {', '.join(taken)} belongs to the queue {other.name!r} "
-            f"(id {other.id}) already; remove it there first.",
-            queue_id=other.id,
-            addresses=taken,
-        )
+    check_addresses_free(
+        addresses,
+        holder=(owners[0].id, owners[0].name, owners[0].inbound_addresses) if owners else None,
+        entity=ENTITY,
+    )
 
 
 async def _check_team_exists(session: AsyncSession, team_id: int | None) -> None:

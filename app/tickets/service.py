@@ -44,6 +44,8 @@ from app.tickets.schemas import (
 )
 
 ENTITY = "ticket"
+SUBJECT_LIMIT = 998
+"""RFC 5322's line limit, and the column's: a longer mail subject is cut, not refused."""
 
 _SORT_COLUMNS = {
     "created_at": Ticket.created_at,
@@ -401,7 +403,7 @@ def _mail_message(ticket: Ticket, mail: MailMessage, customer_id: int) -> Messag
         to_addresses=mail.to,
         cc_addresses=mail.cc,
         reply_to_addresses=mail.reply_to,
-        subject=mail.subject,
+        subject=mail.subject[:SUBJECT_LIMIT],
         body_text=mail.body_text,
         body_html=mail.body_html,
         new_text=mail.new_text,
@@ -429,7 +431,7 @@ async def open_ticket_from_mail(
         queue = await queues.find_queue(session, queue_id)
         default_priority = queue.default_priority if queue else default_priority
     ticket = Ticket(
-        subject=mail.subject.strip() or "(no subject)",
+        subject=mail.subject.strip()[:SUBJECT_LIMIT] or "(no subject)",
         status=TicketStatus.new,
         priority=default_priority,
         channel=Channel.email,

@@ -332,3 +332,11 @@ async def test_messages_api_shows_how_a_mail_was_threaded(
     assert items[1]["threading_detail"] == "In-Reply-To <m1@example.dk>"
     assert items[0]["kind"] == "normal"
     assert items[0]["sent_at"] == "2026-11-20T09:30:00Z"
+
+
+async def test_an_overlong_subject_is_cut_not_refused(session: AsyncSession) -> None:
+    outcome = await ingest_raw(session, build_mail(subject="Æ" * 3000))
+    assert outcome.status is InboundStatus.processed
+    ticket = await session.get(Ticket, outcome.ticket_id)
+    assert ticket is not None
+    assert ticket.subject == "Æ" * 998
