@@ -54,7 +54,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The server has stopped taking requests; workers finish the mail in hand.
         stop.set()
         if workers is not None:
-            await workers
+            try:
+                await workers
+            except Exception:  # the API has stopped already; say why the workers did
+                log.exception("workers_failed")
         await engine.dispose()
         log.info("stopped")
 

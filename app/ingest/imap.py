@@ -26,7 +26,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar, cast
 
@@ -442,7 +442,7 @@ class ImapClient:
         # "n:*" always matches the highest UID, even when it is below n (RFC 3501 6.4.8).
         return sorted(uid for uid in found if uid > last_uid)
 
-    async def fetch(self, uids: Sequence[int]) -> AsyncIterator[tuple[int, bytes]]:
+    async def fetch(self, uids: Sequence[int]) -> AsyncGenerator[tuple[int, bytes]]:
         """``(uid, raw message)`` for each UID still there, ascending; leaves flags alone.
 
         Bytes are exactly what the server stores (BODY.PEEK[], so \\Seen is not set).

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.ingest import service as ingest
 from app.ingest.models import InboundStatus
 
+IMPORT_SOURCE = "import"
+
 
 class ImportSourceError(Exception):
     """The path is no mail source we can read; the message says what is accepted."""
@@ -71,11 +73,16 @@ async def import_mail(
     total, mails = await asyncio.to_thread(open_source, path)
     on_total(total)
     summary = ImportSummary()
+    # An earlier import that was cut short left mail stored but not processed: finish it.
+    async with maker() as session:
+        left_over = await ingest.pending(session, source=IMPORT_SOURCE)
+    for inbound_id in left_over:
+        await ingest.process_or_quarantine(maker, inbound_id, config)
     end = object()
     while (raw := await asyncio.to_thread(next, mails, end)) is not end:
         assert isinstance(raw, bytes)
         async with maker.begin() as session:
-            inbound_id = await ingest.receive(session, raw, source="import")
+            inbound_id = await ingest.receive(session, raw, source=IMPORT_SOURCE)
         outcome = await ingest.process_or_quarantine(maker, inbound_id, config)
         summary.read += 1
         if outcome.status is InboundStatus.duplicate:

@@ -45,9 +45,10 @@ class Facts:
 
     own_addresses: frozenset[str] = frozenset()
     is_own_message_id: bool = False
-    token_ticket: ThreadCandidate | None = None
-    token_header: str | None = None
+    tokens: dict[str, ThreadCandidate] = field(default_factory=dict)
+    """Referenced Message-IDs that are ours (signed token), with their ticket."""
     by_message_id: dict[str, ThreadCandidate] = field(default_factory=dict)
+    """Referenced Message-IDs of messages we stored (sent or received), with their ticket."""
     subject_ticket: ThreadCandidate | None = None
     sender_known_to_subject_ticket: bool = False
     bounced_ticket: ThreadCandidate | None = None
@@ -77,6 +78,7 @@ class Context:
     """A weak match: the mail opens a new ticket, linked to this one for an agent to merge."""
     suggestion_reason: str = ""
     follow_up_of: ThreadCandidate | None = None
+    customer_address: str | None = None
     auto_reply_allowed: bool = False
     auto_reply_reason: str = ""
 
@@ -92,6 +94,7 @@ def classify(ctx: Context) -> None:
     """Own mail come back, bounces, auto-replies and list mail: stored, never answered."""
     mail, headers = ctx.mail, ctx.mail.auto_headers
     sender = mail.from_address or ""
+    loop = headers.get("x-loop", "").strip().lower()
     local_part = sender.split("@", 1)[0]
     auto_submitted = headers.get("auto-submitted", "").strip().lower()
     precedence = headers.get("precedence", "").strip().lower()
@@ -115,10 +118,11 @@ def classify(ctx: Context) -> None:
             "an X-Autoreply/X-Autorespond header",
         ),
         (
-            precedence in ("auto_reply", "bulk", "junk"),
+            precedence in ("auto_reply", "junk"),
             MailKind.auto_reply,
             f"Precedence: {precedence}",
         ),
+        (bool(loop), MailKind.auto_reply, f"X-Loop: {loop}"),
         (return_path == "<>", MailKind.auto_reply, "an empty Return-Path"),
         (
             bool(_AUTOMATIC_SUBJECT.match(mail.subject)),
@@ -126,7 +130,7 @@ def classify(ctx: Context) -> None:
             "an automatic-reply subject",
         ),
         (
-            precedence == "list"
+            precedence in ("list", "bulk")
             or any(h in headers for h in ("list-id", "list-unsubscribe", "list-post")),
             MailKind.mailing_list,
             "mailing-list headers",
@@ -147,38 +151,42 @@ def thread_bounce(ctx: Context) -> None:
 
 
 def thread_by_headers(ctx: Context) -> None:
-    """Our signed token is certain; In-Reply-To is strong; References alone is strong only if
-    the subject still fits, else it is a suggestion."""
+    """In-Reply-To first, then References newest first; at each, our signed token is certain
+    and a message we stored is strong, except that a References hit under a changed subject is
+    only a suggestion."""
     if ctx.target is not None or ctx.kind is MailKind.own:
         return
     facts, mail = ctx.facts, ctx.mail
-    if facts.token_ticket is not None:
-        ctx.target = facts.token_ticket
-        ctx.threaded_by = ThreadMatch.token
-        ctx.threading_detail = f"signed ticket token in {facts.token_header}"
-        return
     for header in mail.in_reply_to:
+        if header in facts.tokens:
+            _matched(ctx, facts.tokens[header], ThreadMatch.token, f"signed ticket token {header}")
+            return
         if header in facts.by_message_id:
-            ctx.target = facts.by_message_id[header]
-            ctx.threaded_by = ThreadMatch.in_reply_to
-            ctx.threading_detail = f"In-Reply-To {header}"
+            _matched(
+                ctx, facts.by_message_id[header], ThreadMatch.in_reply_to, f"In-Reply-To {header}"
+            )
             return
     pattern = ctx.subject_number_pattern
     for header in reversed(mail.references):
+        if header in facts.tokens:
+            _matched(ctx, facts.tokens[header], ThreadMatch.token, f"signed ticket token {header}")
+            return
         candidate = facts.by_message_id.get(header)
         if candidate is None:
             continue
         subject_fits = normalised_subject(mail.subject, pattern) == normalised_subject(
             candidate.subject, pattern
-        ) or str(candidate.number) in {m for m in pattern.findall(mail.subject)}
+        ) or str(candidate.number) in set(pattern.findall(mail.subject))
         if subject_fits:
-            ctx.target = candidate
-            ctx.threaded_by = ThreadMatch.references
-            ctx.threading_detail = f"References {header}"
+            _matched(ctx, candidate, ThreadMatch.references, f"References {header}")
         else:
             ctx.suggested = candidate
             ctx.suggestion_reason = f"References {header}, but the subject changed"
         return
+
+
+def _matched(ctx: Context, ticket: ThreadCandidate, how: ThreadMatch, detail: str) -> None:
+    ctx.target, ctx.threaded_by, ctx.threading_detail = ticket, how, detail
 
 
 def thread_by_subject_number(ctx: Context) -> None:
@@ -213,11 +221,22 @@ def closed_ticket(ctx: Context) -> None:
         ctx.threading_detail = f"a reply to closed ticket {target.number} ({ctx.threading_detail})"
 
 
+def choose_customer_address(mail: ParsedMail) -> str | None:
+    """The person behind the mail: the sender, unless the sender does not take replies and
+    Reply-To names someone (contact forms, shop systems)."""
+    sender = mail.from_address
+    no_reply = bool(sender) and bool(_NO_REPLY_SENDER.match((sender or "").split("@", 1)[0]))
+    return mail.reply_to[0] if no_reply and mail.reply_to else sender
+
+
+def choose_customer(ctx: Context) -> None:
+    ctx.customer_address = choose_customer_address(ctx.mail)
+
+
 def automatic_answer(ctx: Context) -> None:
     """May the customer get an automatic answer (an acknowledgement)? Only a person, not too
     often, and never anything that could answer back automatically."""
-    mail = ctx.mail
-    sender = mail.from_address
+    sender = ctx.customer_address
     suppress = ctx.mail.auto_headers.get("x-auto-response-suppress", "").lower()
     refusals = [
         (ctx.kind is not MailKind.normal, f"the mail is {ctx.kind.value}: {ctx.kind_reason}"),
@@ -249,6 +268,7 @@ FILTERS: tuple[Filter, ...] = (
     thread_by_headers,
     thread_by_subject_number,
     closed_ticket,
+    choose_customer,
     automatic_answer,
 )
 

@@ -8,22 +8,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.logging import get_logger
 from app.ingest import service as ingest
-from app.ingest.imap import ImapClient, ImapError
+from app.ingest.imap import ImapClient, ImapConnectError, ImapError, ImapTimeout
 from app.mailboxes import service as mailboxes
 from app.mailboxes.models import AfterImport, Mailbox
 
 log = get_logger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
-IDLE_SECONDS = 300.0
-"""Renew IDLE well within the 29 minutes servers allow."""
+IDLE_SECONDS = 60.0
+"""Renew IDLE often: well within the 29 minutes servers allow, and a changed mailbox (or a
+stop) is noticed within a minute."""
 
 
 class MailboxChanged(Exception):
@@ -147,7 +148,18 @@ class MailboxReader:
         await self._tell_server(client, mailbox, folder, info.uidvalidity)
         await self._process_left_over()
         uids = await client.uids_after(last_uid)
-        async for uid, raw in client.fetch(uids):
+        async with contextlib.aclosing(client.fetch(uids)) as fetched:
+            await self._store_and_process(fetched, mailbox, folder, info.uidvalidity)
+        await self._tell_server(client, mailbox, folder, info.uidvalidity)
+
+    async def _store_and_process(
+        self,
+        fetched: AsyncIterator[tuple[int, bytes]],
+        mailbox: Mailbox,
+        folder: str,
+        uidvalidity: int,
+    ) -> None:
+        async for uid, raw in fetched:
             async with self.maker.begin() as session:
                 inbound_id = await ingest.receive(
                     session,
@@ -155,16 +167,13 @@ class MailboxReader:
                     source="imap",
                     mailbox_id=mailbox.id,
                     folder=folder,
-                    uidvalidity=info.uidvalidity,
+                    uidvalidity=uidvalidity,
                     uid=uid,
                 )
-                await mailboxes.save_folder_state(
-                    session, mailbox.id, folder, info.uidvalidity, uid
-                )
+                await mailboxes.save_folder_state(session, mailbox.id, folder, uidvalidity, uid)
             await self._process(inbound_id)
             if self.stop.is_set():
                 break
-        await self._tell_server(client, mailbox, folder, info.uidvalidity)
 
     async def _process_left_over(self) -> None:
         async with self.maker() as session:
@@ -184,11 +193,19 @@ class MailboxReader:
         if not pairs:
             return
         uids = [uid for _, uid in pairs]
-        if mailbox.after_import is AfterImport.move and mailbox.move_to_folder:
-            await client.move(uids, mailbox.move_to_folder)
-        elif mailbox.after_import is AfterImport.delete:
-            await client.delete(uids)
-        else:
-            await client.mark_seen(uids)
+        try:
+            if mailbox.after_import is AfterImport.move and mailbox.move_to_folder:
+                await client.move(uids, mailbox.move_to_folder)
+            elif mailbox.after_import is AfterImport.delete:
+                await client.delete(uids)
+            else:
+                await client.mark_seen(uids)
+        except (ImapConnectError, ImapTimeout):
+            raise
+        except ImapError as exc:
+            # The server refused (a read-only folder, a move target it will not create): the
+            # mail is safe with us, so reading goes on; the next pass tries again.
+            log.warning("server_update_refused", mailbox_id=mailbox.id, error=str(exc))
+            return
         async with self.maker.begin() as session:
             await ingest.mark_handled_on_server(session, [inbound_id for inbound_id, _ in pairs])

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -44,7 +44,10 @@ async def id_for_uid(
 async def get(
     session: AsyncSession, inbound_id: int, *, for_update: bool = False
 ) -> InboundMail | None:
-    return await session.get(InboundMail, inbound_id, with_for_update=for_update)
+    # populate_existing: a locking read must refresh an object the session loaded before.
+    return await session.get(
+        InboundMail, inbound_id, with_for_update=for_update, populate_existing=for_update
+    )
 
 
 async def find_processed_twin(session: AsyncSession, inbound: InboundMail) -> InboundMail | None:
@@ -55,7 +58,12 @@ async def find_processed_twin(session: AsyncSession, inbound: InboundMail) -> In
         InboundMail.status.in_([InboundStatus.processed, InboundStatus.duplicate]),
     )
     if inbound.message_id_header is None:
-        statement = statement.where(InboundMail.message_id_header.is_(None))
+        # Without a Message-ID only a recent copy counts: a monitoring system may send the
+        # same text again next week, and that is a new mail.
+        statement = statement.where(
+            InboundMail.message_id_header.is_(None),
+            InboundMail.received_at >= inbound.received_at - timedelta(hours=48),
+        )
     else:
         statement = statement.where(InboundMail.message_id_header == inbound.message_id_header)
     return await session.scalar(statement.order_by(InboundMail.id).limit(1))
@@ -75,11 +83,17 @@ async def count_automatic_answers(session: AsyncSession, sender: str, since: dat
 
 
 async def ids_with_status(
-    session: AsyncSession, status: InboundStatus, *, mailbox_id: int | None = None
+    session: AsyncSession,
+    status: InboundStatus,
+    *,
+    mailbox_id: int | None = None,
+    source: str | None = None,
 ) -> list[int]:
     statement = select(InboundMail.id).where(InboundMail.status == status)
     if mailbox_id is not None:
         statement = statement.where(InboundMail.mailbox_id == mailbox_id)
+    if source is not None:
+        statement = statement.where(InboundMail.source == source)
     return list(await session.scalars(statement.order_by(InboundMail.id)))
 
 
@@ -112,3 +126,14 @@ async def list_by_status(
 ) -> list[InboundMail]:
     statement = select(InboundMail).where(InboundMail.status == status)
     return list(await session.scalars(paginate(statement, key, cursor, limit)))
+
+
+async def count_attempt(session: AsyncSession, inbound_id: int) -> int:
+    """One more processing attempt; returns how many there have been."""
+    attempts: int | None = await session.scalar(
+        update(InboundMail)
+        .where(InboundMail.id == inbound_id)
+        .values(attempts=InboundMail.attempts + 1)
+        .returning(InboundMail.attempts)
+    )
+    return attempts or 0

@@ -14,7 +14,9 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.agents.models import AgentRole
 from app.attachments import service as attachments
@@ -32,7 +34,14 @@ from app.db.locks import lock_values
 from app.ingest import repository
 from app.ingest.models import InboundMail, InboundStatus
 from app.ingest.parser import ParsedMail, UnparseableMail, parse_mail
-from app.ingest.pipeline import Context, Facts, Policy, decide, ticket_number_pattern
+from app.ingest.pipeline import (
+    Context,
+    Facts,
+    Policy,
+    choose_customer_address,
+    decide,
+    ticket_number_pattern,
+)
 from app.mailboxes import service as mailboxes
 from app.queues import service as queues
 from app.tickets import service as tickets
@@ -40,6 +49,10 @@ from app.tickets.models import LinkKind, MailKind
 from app.tickets.schemas import MailMessage, ThreadCandidate
 
 log = get_logger(__name__)
+
+MAX_ATTEMPTS = 3
+_PASSING_FAILURES = (DBAPIError, StaleDataError, TimeoutError, ConnectionError)
+_NEVER_A_TICKET = frozenset({MailKind.auto_reply, MailKind.bounce})
 
 
 @dataclass(frozen=True)
@@ -99,12 +112,11 @@ async def receive(
     if inserted is not None:
         return inserted
     # Only an IMAP mail (all four set) can meet a stored one on the unique constraint.
-    assert mailbox_id is not None
-    assert folder is not None
-    assert uidvalidity is not None
-    assert uid is not None
+    if mailbox_id is None or folder is None or uidvalidity is None or uid is None:
+        raise RuntimeError("an inbound mail without a mailbox UID clashed with a stored one")
     existing = await repository.id_for_uid(session, mailbox_id, folder, uidvalidity, uid)
-    assert existing is not None
+    if existing is None:
+        raise RuntimeError(f"UID {uid} of mailbox {mailbox_id} is neither new nor stored")
     return existing
 
 
@@ -135,16 +147,28 @@ async def _candidate(
     return await tickets.find_candidate(session, ticket_id=candidate.merged_into_id)
 
 
-async def _facts(session: AsyncSession, mail: ParsedMail, config: IngestConfig) -> Facts:
-    referenced = [*mail.in_reply_to, *mail.references]
-    token_ticket, token_header = None, None
-    for header in referenced:
+MAX_REFERENCES = 50
+"""The newest References looked up; a thread longer than that is still found by its end."""
+
+
+async def _tokens(
+    session: AsyncSession, headers: list[str], config: IngestConfig
+) -> dict[str, ThreadCandidate]:
+    """Our own (signed) Message-IDs among the headers, with their tickets."""
+    found = {}
+    for header in headers:
         token = read_token(config.secret_key, header)
         if token is not None:
-            token_ticket = await tickets.find_candidate(session, ticket_id=token[0])
-            token_header = header
-            if token_ticket is not None:
-                break
+            candidate = await tickets.find_candidate(session, ticket_id=token[0])
+            if candidate is not None:
+                found[header] = candidate
+    return found
+
+
+async def _facts(
+    session: AsyncSession, mail: ParsedMail, config: IngestConfig, customer_address: str | None
+) -> Facts:
+    referenced = [*mail.in_reply_to, *mail.references[-MAX_REFERENCES:]]
     by_message_id = {
         header: resolved
         for header, candidate in (await tickets.thread_candidates(session, referenced)).items()
@@ -154,15 +178,16 @@ async def _facts(session: AsyncSession, mail: ParsedMail, config: IngestConfig) 
     numbers = ticket_number_pattern(config.policy.ticket_number_prefix).findall(mail.subject)
     if numbers:
         subject_ticket = await tickets.find_candidate(session, number=int(numbers[-1]))
-        if subject_ticket is not None and mail.from_address:
-            sender = await customers.customer_id_for_email(session, mail.from_address)
+        if subject_ticket is not None and customer_address:
+            sender = await customers.customer_id_for_email(session, customer_address)
             sender_known = sender == subject_ticket.customer_id
-    bounced = await tickets.thread_candidates(session, mail.bounced_message_ids)
-    bounced_ticket = await _candidate(session, next(iter(bounced.values()), None))
+    # A bounce names the mail that did not arrive in a part anyone can write: only our own
+    # signed Message-IDs there are believed.
+    bounced = await _tokens(session, mail.bounced_message_ids[:MAX_REFERENCES], config)
     automatic = 0
-    if mail.from_address:
+    if customer_address:
         automatic = await repository.count_automatic_answers(
-            session, mail.from_address, utcnow() - timedelta(hours=24)
+            session, customer_address, utcnow() - timedelta(hours=24)
         )
     own_addresses = frozenset(
         address for mailbox in await mailboxes.list_active(session) for address in mailbox.addresses
@@ -170,12 +195,11 @@ async def _facts(session: AsyncSession, mail: ParsedMail, config: IngestConfig) 
     return Facts(
         own_addresses=own_addresses,
         is_own_message_id=bool(mail.message_id and read_token(config.secret_key, mail.message_id)),
-        token_ticket=token_ticket,
-        token_header=token_header,
+        tokens=await _tokens(session, referenced, config),
         by_message_id=by_message_id,
         subject_ticket=subject_ticket,
         sender_known_to_subject_ticket=sender_known,
-        bounced_ticket=bounced_ticket,
+        bounced_ticket=next(iter(bounced.values()), None),
         automatic_answers_today=automatic,
     )
 
@@ -229,7 +253,6 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
         raise NotFound(f"Inbound mail {inbound_id} does not exist.")
     if inbound.status in (InboundStatus.processed, InboundStatus.duplicate):
         return Outcome(inbound.id, inbound.status, False, inbound.ticket_id)
-    inbound.attempts += 1
     raw = await attachments.blob(session, inbound.raw_sha256)
     try:
         mail = await asyncio.to_thread(parse_mail, raw, max_bytes=config.max_bytes)
@@ -238,7 +261,7 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
         await session.flush()
         return Outcome(inbound.id, inbound.status, False, None)
     inbound.message_id_header = mail.message_id
-    inbound.content_hash = _content_hash(mail)
+    inbound.content_hash = await asyncio.to_thread(_content_hash, mail)
     inbound.sender = mail.from_address
     # The same mail reaching two of our mailboxes is processed one at a time: one ticket.
     await lock_values(session, "inbound-mail", [inbound.content_hash])
@@ -255,14 +278,18 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
         await session.flush()
         return Outcome(inbound.id, inbound.status, False, inbound.ticket_id)
 
-    ctx = decide(mail, await _facts(session, mail, config), config.policy)
+    customer_address = choose_customer_address(mail)
+    facts = await _facts(session, mail, config, customer_address)
+    ctx = decide(mail, facts, config.policy)
     inbound.kind = ctx.kind
     inbound.auto_reply_allowed = ctx.auto_reply_allowed
-    if ctx.kind is MailKind.own:
+    if ctx.kind is MailKind.own or (ctx.target is None and ctx.kind in _NEVER_A_TICKET):
+        # Kept (raw, and marked as what it is) but no ticket: our own mail come back, or an
+        # auto-reply or bounce that answers nothing of ours.
         inbound.status, inbound.processed_at = InboundStatus.processed, utcnow()
         await session.flush()
         return Outcome(inbound.id, inbound.status, False, None)
-    if mail.from_address is None:
+    if ctx.customer_address is None:
         _quarantine(
             inbound, "The mail has no usable From address, so no customer to file it under."
         )
@@ -271,7 +298,11 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
 
     actor = _actor(inbound)
     customer = await customers.resolve_customer(
-        session, actor, customer_id=None, email=mail.from_address, name=mail.from_name
+        session,
+        actor,
+        customer_id=None,
+        email=ctx.customer_address,
+        name=mail.from_name if ctx.customer_address == mail.from_address else None,
     )
     message_data = _mail_message(mail, ctx)
     new_ticket = ctx.target is None
@@ -315,13 +346,26 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
 async def process_or_quarantine(
     maker: async_sessionmaker[AsyncSession], inbound_id: int, config: IngestConfig
 ) -> Outcome:
-    """Process a stored mail in its own transaction; should anything unexpected fail, the mail
-    is set aside with the error in another, and the caller goes on with the next one."""
+    """Process a stored mail in its own transaction, and go on with the next mail whatever
+    happens: a passing failure (database hiccup, a concurrent edit) leaves the mail to be
+    tried again; anything else, or the third failure, sets it aside with the error."""
+    async with maker.begin() as session:
+        # Counted (and committed) first, so a mail that kills the process is noticed too.
+        attempts = await repository.count_attempt(session, inbound_id)
+    if attempts > MAX_ATTEMPTS:
+        async with maker.begin() as session:
+            await quarantine(
+                session, inbound_id, f"Processing was interrupted {MAX_ATTEMPTS} times."
+            )
+        return Outcome(inbound_id, InboundStatus.quarantined, False, None)
     try:
         async with maker.begin() as session:
             outcome = await process(session, inbound_id, config)
     except Exception as exc:
-        log.exception("mail_processing_failed", inbound_id=inbound_id)
+        passing = isinstance(exc, _PASSING_FAILURES) and attempts < MAX_ATTEMPTS
+        log.exception("mail_processing_failed", inbound_id=inbound_id, will_retry=passing)
+        if passing:
+            return Outcome(inbound_id, InboundStatus.received, False, None)
         async with maker.begin() as session:
             await quarantine(session, inbound_id, f"Processing failed: {type(exc).__name__}: {exc}")
         return Outcome(inbound_id, InboundStatus.quarantined, False, None)
@@ -336,17 +380,21 @@ async def process_or_quarantine(
 
 
 async def quarantine(session: AsyncSession, inbound_id: int, reason: str) -> None:
-    """Set a mail aside after an unexpected failure, with what went wrong."""
+    """Set a mail aside after an unexpected failure, with what went wrong (unless it was
+    processed after all, e.g. a commit whose answer was lost)."""
     inbound = await repository.get(session, inbound_id, for_update=True)
-    if inbound is not None:
-        inbound.attempts += 1
+    if inbound is not None and inbound.status is InboundStatus.received:
         _quarantine(inbound, reason)
         await session.flush()
 
 
-async def pending(session: AsyncSession, *, mailbox_id: int | None = None) -> list[int]:
-    """Mails stored but not processed (a crash came between the two)."""
-    return await repository.ids_with_status(session, InboundStatus.received, mailbox_id=mailbox_id)
+async def pending(
+    session: AsyncSession, *, mailbox_id: int | None = None, source: str | None = None
+) -> list[int]:
+    """Mails stored but not processed (a crash came between the two, or a passing failure)."""
+    return await repository.ids_with_status(
+        session, InboundStatus.received, mailbox_id=mailbox_id, source=source
+    )
 
 
 async def unhandled_on_server(
@@ -396,5 +444,6 @@ async def retry(
             "only quarantined mail is retried."
         )
     await audit.record(session, actor, "inbound_mail.retried", "inbound_mail", inbound_id)
+    inbound.attempts += 1
     await process(session, inbound_id, config)
     return await get_inbound(session, actor, inbound_id)

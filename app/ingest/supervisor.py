@@ -15,7 +15,14 @@ import socket
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 from app.core.logging import get_logger
@@ -36,6 +43,10 @@ class IngestSupervisor:
         settings: Settings,
     ) -> None:
         self.engine = engine
+        # Each reader holds its lock on a connection of its own for as long as it reads; these
+        # are kept out of the pool the API and the readers' work share, so that many
+        # mailboxes cannot starve it.
+        self.lock_engine = create_async_engine(engine.url, poolclass=NullPool)
         self.maker = maker
         self.settings = settings
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -64,7 +75,7 @@ class IngestSupervisor:
                 await self._try_start(mailbox_id)
 
     async def _try_start(self, mailbox_id: int) -> None:
-        connection = await self.engine.connect()
+        connection = await self.lock_engine.connect()
         try:
             locked = await connection.scalar(
                 select(func.pg_try_advisory_lock(MAILBOX_LOCK_NAMESPACE, mailbox_id))
@@ -110,10 +121,15 @@ class IngestSupervisor:
             log.info("mailbox_reader_stopped", mailbox_id=reader.mailbox_id)
 
     async def shutdown(self) -> None:
-        """Let every reader finish the mail in hand, then stop."""
+        """Let every reader finish the mail in hand, then stop; a reader still busy after the
+        grace period is cancelled (safe: every step is committed before the next)."""
         for reader, _ in self.readers.values():
             reader.stop.set()
         tasks = [task for _, task in self.readers.values()]
         if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
+            for task in late:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         self.readers.clear()
+        await self.lock_engine.dispose()

@@ -15,7 +15,10 @@ from app.tickets.schemas import TicketFilters
 
 async def get(session: AsyncSession, ticket_id: int, *, for_update: bool = False) -> Ticket | None:
     """The ticket; ``for_update`` locks its row so concurrent writers queue up, not fail."""
-    return await session.get(Ticket, ticket_id, with_for_update=for_update)
+    # populate_existing: a locking read must refresh an object the session loaded before.
+    return await session.get(
+        Ticket, ticket_id, with_for_update=for_update, populate_existing=for_update
+    )
 
 
 async def count_for_customer(session: AsyncSession, customer_id: int) -> int:

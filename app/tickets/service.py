@@ -53,6 +53,8 @@ _SORT_COLUMNS = {
     "number": Ticket.number,
     "priority": Ticket.priority,
 }
+_CONVERSATION = frozenset({MailKind.normal, MailKind.mailing_list})
+"""Mail written by people: shown to the customer's side and moving the ticket on."""
 _OPEN_AGAIN = {TicketStatus.pending, TicketStatus.solved, TicketStatus.closed}
 
 
@@ -396,7 +398,7 @@ def _mail_message(ticket: Ticket, mail: MailMessage, customer_id: int) -> Messag
         ticket_id=ticket.id,
         direction=MessageDirection.inbound,
         # Bounces and auto-replies are kept, but as notes: not part of the conversation.
-        is_public=mail.kind is MailKind.normal,
+        is_public=mail.kind in _CONVERSATION,
         channel=Channel.email,
         author_customer_id=customer_id,
         from_address=mail.from_address,
@@ -456,7 +458,7 @@ async def add_mail(
     message = _mail_message(ticket, mail, customer_id)
     message.attachments = await attachments.store_files(session, mail.attachments)
     await _save_message(session, actor, message)
-    if mail.kind is MailKind.normal:
+    if mail.kind in _CONVERSATION:
         _customer_wrote(ticket)
     ticket.touch()
     await session.flush()
@@ -531,13 +533,28 @@ async def link(
 
 
 async def list_links(session: AsyncSession, actor: Principal, ticket_id: int) -> list[TicketLink]:
+    """The ticket's links; an external partner sees only those to tickets they may see."""
     await get_ticket(session, actor, ticket_id)
-    return await repository.links_of(session, ticket_id)
+    links = await repository.links_of(session, ticket_id)
+    if not actor.is_external:
+        return links
+    visible = []
+    for ticket_link in links:
+        other_id = (
+            ticket_link.other_ticket_id
+            if ticket_link.ticket_id == ticket_id
+            else (ticket_link.ticket_id)
+        )
+        other = await repository.get(session, other_id)
+        if other is not None and actor.can_see_queue(other.queue_id):
+            visible.append(ticket_link)
+    return visible
 
 
 async def dismiss_link(
     session: AsyncSession, actor: Principal, ticket_id: int, link_id: int
 ) -> TicketLink:
+    actor.require(AgentRole.agent)
     await get_ticket(session, actor, ticket_id)
     ticket_link = await repository.get_link(session, link_id)
     if ticket_link is None or ticket_id not in (ticket_link.ticket_id, ticket_link.other_ticket_id):

@@ -60,7 +60,9 @@ def mail(**fields: Any) -> ParsedMail:
         ({"auto-submitted": "auto-replied"}, {}, MailKind.auto_reply),
         ({"auto-submitted": "no"}, {}, MailKind.normal),
         ({"x-autoreply": "yes"}, {}, MailKind.auto_reply),
-        ({"precedence": "bulk"}, {}, MailKind.auto_reply),
+        ({"precedence": "bulk"}, {}, MailKind.mailing_list),
+        ({"precedence": "junk"}, {}, MailKind.auto_reply),
+        ({"x-loop": "helpdesk@example.dk"}, {}, MailKind.auto_reply),
         ({"return-path": "<>"}, {}, MailKind.auto_reply),
         ({}, {"subject": "Automatisk svar: Faktura"}, MailKind.auto_reply),
         ({}, {"subject": "Fravær: Faktura"}, MailKind.auto_reply),
@@ -82,8 +84,10 @@ def test_own_message_id_is_own_mail() -> None:
 
 
 def test_token_wins_over_everything() -> None:
-    facts = Facts(token_ticket=TICKET, token_header="<ticketry.7.9.abc@x>")
-    ctx = decide(mail(subject="Something else entirely"), facts, POLICY)
+    facts = Facts(tokens={"<ticketry.7.9.abc@x>": TICKET})
+    ctx = decide(
+        mail(subject="Something else entirely", references=["<ticketry.7.9.abc@x>"]), facts, POLICY
+    )
     assert ctx.target == TICKET
     assert ctx.threaded_by is ThreadMatch.token
 
@@ -174,3 +178,24 @@ def test_subject_normalising() -> None:
     assert normalised_subject("SV: VS: Re:  [#100123] Faktura  ÆØÅ", pattern) == "faktura æøå"
     assert pattern.findall("Re: [#100123] x [#7]") == ["100123", "7"]
     assert ticket_number_pattern("TKT-").findall("[TKT-55] hi") == ["55"]
+
+
+def test_in_reply_to_comes_before_an_older_token_in_references() -> None:
+    """A reply into a follow-up ticket still carries the first ticket's token in References."""
+    follow_up = replace(TICKET, id=8, number=100124)
+    facts = Facts(tokens={"<ticketry.7.1.aaa@x>": TICKET}, by_message_id={"<their@x>": follow_up})
+    ctx = decide(
+        mail(in_reply_to=["<their@x>"], references=["<ticketry.7.1.aaa@x>", "<their@x>"]),
+        facts,
+        POLICY,
+    )
+    assert ctx.target == follow_up
+    assert ctx.threaded_by is ThreadMatch.in_reply_to
+
+
+def test_a_contact_form_mail_belongs_to_the_reply_to_person() -> None:
+    form = mail(from_address="noreply@webshop.example", reply_to=["kunde@example.se"])
+    ctx = decide(form, Facts(), POLICY)
+    assert ctx.customer_address == "kunde@example.se"
+    assert ctx.auto_reply_allowed is True
+    assert decide(mail(), Facts(), POLICY).customer_address == "karen@example.dk"

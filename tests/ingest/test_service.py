@@ -10,7 +10,7 @@ from email.utils import format_datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import ClosedTicketReply
@@ -171,6 +171,22 @@ async def test_auto_replies_are_kept_as_notes_and_never_answered(session: AsyncS
     assert last.kind.value == "auto_reply"
 
 
+def _bounce_of(message_id: str) -> bytes:
+    return (
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.example.dk>\r\n"
+        b"To: support@firma.dk\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        b"Message-ID: <dsn-" + message_id.strip("<>").encode() + b">\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mx.example.dk\r\n\r\nFinal-Recipient: rfc822; soren@example.dk\r\n"
+        b"Action: failed\r\nStatus: 5.1.1\r\n"
+        b"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        b"Message-ID: " + message_id.encode() + b"\r\nSubject: Re: Fakturaen er forkert\r\n"
+        b"--b--\r\n"
+    )
+
+
 async def test_a_bounce_joins_the_ticket_whose_reply_bounced(session: AsyncSession) -> None:
     first = await ingest_raw(session, build_mail())
     assert first.ticket_id is not None
@@ -183,29 +199,34 @@ async def test_a_bounce_joins_the_ticket_whose_reply_bounced(session: AsyncSessi
         to_addresses=[],
         cc_addresses=[],
         references=[],
-        message_id="<reply-1@firma.dk>",
     )
     session.add(ours)
     await session.flush()
-    dsn = (
-        b"From: Mail Delivery System <MAILER-DAEMON@mx.example.dk>\r\n"
-        b"To: support@firma.dk\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        b"Message-ID: <dsn1@mx.example.dk>\r\nMIME-Version: 1.0\r\n"
-        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
-        b"--b\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
-        b"--b\r\nContent-Type: message/delivery-status\r\n\r\n"
-        b"Reporting-MTA: dns; mx.example.dk\r\n\r\nFinal-Recipient: rfc822; soren@example.dk\r\n"
-        b"Action: failed\r\nStatus: 5.1.1\r\n"
-        b"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        b"Message-ID: <reply-1@firma.dk>\r\nSubject: Re: Fakturaen er forkert\r\n"
-        b"--b--\r\n"
-    )
-    outcome = await ingest_raw(session, dsn)
+    ours.message_id = outgoing_message_id(SECRET, first.ticket_id, ours.id, "firma.dk")
+    await session.flush()
+    outcome = await ingest_raw(session, _bounce_of(ours.message_id))
     assert outcome.ticket_id == first.ticket_id
     inbound = await session.get(InboundMail, outcome.inbound_id)
     assert inbound is not None
     assert inbound.kind is not None
     assert inbound.kind.value == "bounce"
+    last = (await messages_of(session, first.ticket_id))[-1]
+    assert last.is_public is False
+
+
+async def test_a_bounce_or_auto_reply_that_answers_nothing_of_ours_opens_no_ticket(
+    session: AsyncSession,
+) -> None:
+    # The bounced Message-ID is not one of our signed ones: anyone can write such a part.
+    forged = await ingest_raw(session, _bounce_of("<someone-elses@firma.dk>"))
+    ooo = await ingest_raw(
+        session,
+        build_mail(message_id="<ooo2@example.dk>", headers={"Auto-Submitted": "auto-replied"}),
+    )
+    for outcome in (forged, ooo):
+        assert outcome.status is InboundStatus.processed
+        assert outcome.ticket_id is None
+    assert await session.scalar(select(func.count()).select_from(Ticket)) == 0
 
 
 async def test_automatic_answers_are_rate_limited_per_sender(session: AsyncSession) -> None:
