@@ -26,7 +26,7 @@ from app.ingest.imap import ImapClient
 from app.ingest.models import InboundMail, InboundStatus
 from app.ingest.poller import MailboxReader
 from app.ingest.supervisor import IngestSupervisor
-from app.mailboxes.models import ImapSecurity, Mailbox, MailboxAuth, MailboxStatus
+from app.mailboxes.models import AfterImport, ImapSecurity, Mailbox, MailboxAuth, MailboxStatus
 from app.tickets.models import Message, Ticket
 from tests.ingest.test_service import build_mail
 from tests.mailserver import Dovecot, MailUser
@@ -286,3 +286,30 @@ async def test_a_failing_mailbox_is_shown_failing_and_does_not_stop_the_others(
         assert status.state.value == "failing"
         assert status.last_error
         assert status.last_success_at is None
+
+
+async def test_several_folders_are_polled_and_mail_can_be_moved_away(world: World) -> None:
+    """With more than one folder the reader polls (IDLE watches one folder); `move` takes
+    handled mail out of the folders it reads."""
+    async with world.maker.begin() as session:
+        mailbox = await session.get(Mailbox, world.mailbox_id)
+        assert mailbox is not None
+        mailbox.folders = ["INBOX", "Reklamationer – Å"]
+        mailbox.poll_interval_seconds = 1
+        mailbox.after_import = AfterImport.move
+        mailbox.move_to_folder = "Behandlet"
+    world.dovecot.append(world.user.address, mails(1, "indbakke"))
+    async with running(world):
+        await eventually(lambda: _equals(world.processed(), 1))
+        world.dovecot.append(
+            world.user.address, mails(1, "reklamation"), folder="Reklamationer – Å"
+        )
+        await eventually(lambda: _equals(world.processed(), 2), timeout=10)
+
+        async def moved() -> bool:
+            return await asyncio.to_thread(
+                lambda: len(world.dovecot.uids(world.user.address, "Behandlet")) == 2
+            )
+
+        await eventually(moved)
+    assert await asyncio.to_thread(world.dovecot.uids, world.user.address) == []
