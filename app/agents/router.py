@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.agents import service
 from app.agents.models import AgentRole
 from app.agents.schemas import AgentCreate, AgentRead, AgentSelfUpdate, AgentUpdate
-from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
+from app.api.etag import created_with_etag, read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
 
@@ -35,21 +36,22 @@ async def list_agents(
     responses=responses(401, 403, 409, 422),
 )
 async def create_agent(
-    session: DbSession, principal: CurrentPrincipal, body: AgentCreate, response: Response
+    session: DbSession,
+    principal: CurrentPrincipal,
+    body: AgentCreate,
+    request: Request,
+    response: Response,
 ) -> AgentRead:
     """Create an agent (admin)."""
     agent = await service.create_agent(session, principal, body)
-    response.headers["ETag"] = etag(agent.version)
-    response.headers["Location"] = f"/api/v1/agents/{agent.id}"
-    return AgentRead.model_validate(agent)
+    return created_with_etag(request, response, AgentRead, agent)
 
 
 @router.get("/me", response_model=AgentRead, responses=responses(401, 404))
 async def get_me(session: DbSession, principal: CurrentPrincipal, response: Response) -> AgentRead:
     """The calling agent's own profile."""
     agent = await service.get_self(session, principal)
-    response.headers["ETag"] = etag(agent.version)
-    return AgentRead.model_validate(agent)
+    return read_with_etag(response, AgentRead, agent)
 
 
 @router.patch("/me", response_model=AgentRead, responses=responses(401, 404, 412, 422))
@@ -62,8 +64,7 @@ async def update_me(
 ) -> AgentRead:
     """Change your own name, languages, password, or set yourself available/away."""
     agent = await service.update_self(session, principal, body, if_match)
-    response.headers["ETag"] = etag(agent.version)
-    return AgentRead.model_validate(agent)
+    return read_with_etag(response, AgentRead, agent)
 
 
 @router.get("/{agent_id}", response_model=AgentRead, responses=responses(401, 403, 404))
@@ -71,8 +72,7 @@ async def get_agent(
     session: DbSession, principal: CurrentPrincipal, agent_id: int, response: Response
 ) -> AgentRead:
     agent = await service.get_agent(session, principal, agent_id)
-    response.headers["ETag"] = etag(agent.version)
-    return AgentRead.model_validate(agent)
+    return read_with_etag(response, AgentRead, agent)
 
 
 @router.patch("/{agent_id}", response_model=AgentRead, responses=responses(401, 403, 404, 412, 422))
@@ -86,5 +86,4 @@ async def update_agent(
 ) -> AgentRead:
     """Change an agent (admin); deactivate with `active: false`."""
     agent = await service.update_agent(session, principal, agent_id, body, if_match)
-    response.headers["ETag"] = etag(agent.version)
-    return AgentRead.model_validate(agent)
+    return read_with_etag(response, AgentRead, agent)

@@ -4,7 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit, etag
+from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
+from app.api.etag import read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
 from app.tickets import service
@@ -27,8 +28,7 @@ customer_history_router = APIRouter(prefix="/customers", tags=["customers"])
 
 
 def _ticket(ticket: Ticket, response: Response) -> TicketRead:
-    response.headers["ETag"] = etag(ticket.version)
-    return TicketRead.model_validate(ticket)
+    return read_with_etag(response, TicketRead, ticket)
 
 
 def _message(message: Message) -> MessageRead:
