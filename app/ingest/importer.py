@@ -14,8 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.ingest import service as ingest
 from app.ingest.models import InboundStatus
 
-IMPORT_SOURCE = "import"
-
 
 class ImportSourceError(Exception):
     """The path is no mail source we can read; the message says what is accepted."""
@@ -75,14 +73,14 @@ async def import_mail(
     summary = ImportSummary()
     # An earlier import that was cut short left mail stored but not processed: finish it.
     async with maker() as session:
-        left_over = await ingest.pending(session, source=IMPORT_SOURCE)
+        left_over = await ingest.pending(session, source=ingest.IMPORT_SOURCE)
     for inbound_id in left_over:
         await ingest.process_or_quarantine(maker, inbound_id, config)
     end = object()
     while (raw := await asyncio.to_thread(next, mails, end)) is not end:
         assert isinstance(raw, bytes)
         async with maker.begin() as session:
-            inbound_id = await ingest.receive(session, raw, source=IMPORT_SOURCE)
+            inbound_id = await ingest.receive(session, raw, source=ingest.IMPORT_SOURCE)
         outcome = await ingest.process_or_quarantine(maker, inbound_id, config)
         summary.read += 1
         if outcome.status is InboundStatus.duplicate:

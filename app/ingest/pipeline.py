@@ -53,6 +53,8 @@ class Facts:
     sender_known_to_subject_ticket: bool = False
     bounced_ticket: ThreadCandidate | None = None
     automatic_answers_today: int = 0
+    imported: bool = False
+    """Old mail brought in by `ticketry import`: history is never answered automatically."""
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ def automatic_answer(ctx: Context) -> None:
     sender = ctx.customer_address
     suppress = ctx.mail.auto_headers.get("x-auto-response-suppress", "").lower()
     refusals = [
+        (ctx.facts.imported, "imported history"),
         (ctx.kind is not MailKind.normal, f"the mail is {ctx.kind.value}: {ctx.kind_reason}"),
         (sender is None, "the mail has no sender address"),
         (

@@ -50,6 +50,8 @@ from app.tickets.schemas import MailMessage, ThreadCandidate
 
 log = get_logger(__name__)
 
+IMPORT_SOURCE = "import"
+"""The source of mail brought in by `ticketry import` (live mail is "imap")."""
 MAX_ATTEMPTS = 3
 _PASSING_FAILURES = (DBAPIError, StaleDataError, TimeoutError, ConnectionError)
 _NEVER_A_TICKET = frozenset({MailKind.auto_reply, MailKind.bounce})
@@ -166,7 +168,12 @@ async def _tokens(
 
 
 async def _facts(
-    session: AsyncSession, mail: ParsedMail, config: IngestConfig, customer_address: str | None
+    session: AsyncSession,
+    mail: ParsedMail,
+    config: IngestConfig,
+    customer_address: str | None,
+    *,
+    imported: bool,
 ) -> Facts:
     referenced = [*mail.in_reply_to, *mail.references[-MAX_REFERENCES:]]
     by_message_id = {
@@ -201,6 +208,7 @@ async def _facts(
         sender_known_to_subject_ticket=sender_known,
         bounced_ticket=next(iter(bounced.values()), None),
         automatic_answers_today=automatic,
+        imported=imported,
     )
 
 
@@ -279,7 +287,9 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
         return Outcome(inbound.id, inbound.status, False, inbound.ticket_id)
 
     customer_address = choose_customer_address(mail)
-    facts = await _facts(session, mail, config, customer_address)
+    facts = await _facts(
+        session, mail, config, customer_address, imported=inbound.source == IMPORT_SOURCE
+    )
     ctx = decide(mail, facts, config.policy)
     inbound.kind = ctx.kind
     inbound.auto_reply_allowed = ctx.auto_reply_allowed

@@ -199,3 +199,9 @@ def test_a_contact_form_mail_belongs_to_the_reply_to_person() -> None:
     assert ctx.customer_address == "kunde@example.se"
     assert ctx.auto_reply_allowed is True
     assert decide(mail(), Facts(), POLICY).customer_address == "karen@example.dk"
+
+
+def test_imported_history_is_never_answered_automatically() -> None:
+    ctx = decide(mail(), Facts(imported=True), POLICY)
+    assert ctx.auto_reply_allowed is False
+    assert ctx.auto_reply_reason == "imported history"

@@ -64,7 +64,7 @@ def build_mail(
 async def ingest_raw(
     session: AsyncSession, raw: bytes, config: ingest.IngestConfig = CONFIG
 ) -> ingest.Outcome:
-    inbound_id = await ingest.receive(session, raw, source="import")
+    inbound_id = await ingest.receive(session, raw, source="imap")
     return await ingest.process(session, inbound_id, config)
 
 
@@ -361,3 +361,12 @@ async def test_an_overlong_subject_is_cut_not_refused(session: AsyncSession) -> 
     ticket = await session.get(Ticket, outcome.ticket_id)
     assert ticket is not None
     assert ticket.subject == "Æ" * 998
+
+
+async def test_imported_mail_is_never_answered_automatically(session: AsyncSession) -> None:
+    inbound_id = await ingest.receive(session, build_mail(), source=ingest.IMPORT_SOURCE)
+    outcome = await ingest.process(session, inbound_id, CONFIG)
+    assert outcome.new_ticket
+    inbound = await session.get(InboundMail, inbound_id)
+    assert inbound is not None
+    assert inbound.auto_reply_allowed is False
