@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.ingest import service as ingest
 from app.ingest.models import InboundStatus
+
+K = TypeVar("K")
 
 
 class ImportSourceError(Exception):
@@ -38,20 +44,40 @@ def _looks_like_mbox(path: Path) -> bool:
         return handle.read(5) == b"From "
 
 
+HEADER_BYTES = 64 * 1024
+"""Enough of a mail to read its Date header."""
+
+
+def _written_at(raw: bytes) -> float:
+    """When the mail says it was written, as a timestamp; undated mail sorts last."""
+    try:
+        date = BytesHeaderParser().parsebytes(raw[:HEADER_BYTES]).get("Date")
+        return parsedate_to_datetime(str(date)).timestamp() if date else math.inf
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return math.inf
+
+
+def _by_date(keys: list[K], load: Callable[[K], bytes]) -> Iterator[bytes]:
+    """The mails oldest first, so an original is filed before the replies to it; the source
+    is read twice (dates first) rather than held in memory."""
+    order = sorted(range(len(keys)), key=lambda i: (_written_at(load(keys[i])), i))
+    return (load(keys[i]) for i in order)
+
+
 def open_source(path: Path) -> tuple[int, Iterator[bytes]]:
-    """How many mails the source holds, and an iterator over their raw bytes (blocking I/O:
-    iterate in a thread)."""
+    """How many mails the source holds, and an iterator over their raw bytes, oldest first
+    (blocking I/O: call and iterate in a thread)."""
     if _is_maildir(path):
         maildir = mailbox.Maildir(path, factory=None, create=False)
-        keys = list(maildir.keys())
-        return len(keys), (maildir.get_bytes(key) for key in keys)
+        maildir_keys = list(maildir.keys())
+        return len(maildir_keys), _by_date(maildir_keys, maildir.get_bytes)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.eml") if p.is_file())
-        return len(files), (p.read_bytes() for p in files)
+        return len(files), _by_date(files, Path.read_bytes)
     if path.is_file() and _looks_like_mbox(path):
         mbox = mailbox.mbox(path, factory=None, create=False)
-        keys = list(mbox.keys())
-        return len(keys), (mbox.get_bytes(key) for key in keys)
+        mbox_keys = list(mbox.keys())
+        return len(mbox_keys), _by_date(mbox_keys, mbox.get_bytes)
     if path.is_file():
         return 1, iter([path.read_bytes()])
     raise ImportSourceError(

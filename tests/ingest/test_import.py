@@ -57,3 +57,29 @@ def test_import_an_mbox_and_a_maildir(tmp_path: Path, empty_database_url: str) -
     assert missing.returncode == 1
     assert "does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_mail_is_imported_oldest_first(tmp_path: Path) -> None:
+    """A reply stored before its original (Maildir order is arbitrary) still comes after it,
+    so it threads instead of opening a ticket of its own."""
+    from datetime import UTC, datetime
+
+    from app.ingest.importer import open_source
+
+    original = build_mail(message_id="<o@example.dk>", date=datetime(2026, 3, 1, tzinfo=UTC))
+    reply = build_mail(
+        message_id="<r@example.dk>",
+        date=datetime(2026, 3, 2, tzinfo=UTC),
+        headers={"In-Reply-To": "<o@example.dk>"},
+    )
+    undated = b"From: a@example.dk\r\nSubject: no date\r\n\r\nhej\r\n"
+    box = mailbox.mbox(tmp_path / "history.mbox")
+    for raw in (undated, reply, original):
+        box.add(raw)
+    box.flush()
+    total, mails = open_source(tmp_path / "history.mbox")
+    ordered = list(mails)
+    assert total == 3
+    assert b"Message-ID: <o@example.dk>" in ordered[0]
+    assert b"Message-ID: <r@example.dk>" in ordered[1]
+    assert b"no date" in ordered[2]
