@@ -8,7 +8,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -146,8 +146,16 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    _resolved_secret_key: str | None = PrivateAttr(default=None)
+
     def resolved_secret_key(self) -> str:
-        """The secret key; in development one is generated once and kept in the data folder."""
+        """The secret key; in development one is generated once and kept in the data folder.
+        Read once per process: later calls (every mailbox request) touch no file."""
+        if self._resolved_secret_key is None:
+            self._resolved_secret_key = self._read_secret_key()
+        return self._resolved_secret_key
+
+    def _read_secret_key(self) -> str:
         if self.secret_key is not None:
             value = self.secret_key.get_secret_value()
             if len(value) < 32:
