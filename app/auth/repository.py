@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
 from app.auth.models import ApiToken
-from app.queues.models import queue_grants
 
 
 async def find_token_with_agent(
@@ -21,13 +20,6 @@ async def find_token_with_agent(
         )
     ).first()
     return (row[0], row[1]) if row else None
-
-
-async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[int]:
-    rows = await session.scalars(
-        select(queue_grants.c.queue_id).where(queue_grants.c.agent_id == agent_id)
-    )
-    return frozenset(rows)
 
 
 async def touch_token(session: AsyncSession, token_id: int, when: datetime) -> None:

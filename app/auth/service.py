@@ -14,6 +14,7 @@ from app.auth.schemas import Principal, Scope, TokenCreate, TokenCreated, TokenR
 from app.core.clock import utcnow
 from app.core.errors import Forbidden, Invalid, NotFound, Unauthorized
 from app.core.security import hash_api_token, new_api_token, token_display_prefix, verify_password
+from app.queues import service as queues
 
 ENTITY = "api_token"
 _BAD_TOKEN = "The token is unknown, expired or revoked: log in again or create a new token."  # noqa: S105
@@ -39,7 +40,7 @@ async def authenticate(
     if api_token.last_used_at is None or now - api_token.last_used_at > touch_interval:
         await repository.touch_token(session, api_token.id, now)
     granted = (
-        await granted_queue_ids(session, agent.id)
+        await queues.granted_queue_ids(session, agent.id)
         if agent.role is AgentRole.external
         else frozenset()
     )
@@ -65,11 +66,6 @@ async def end_login_sessions(session: AsyncSession, actor: Principal, agent_id: 
         session, agent_id, LOGIN_TOKEN_NAME, utcnow(), keep=actor.token_id
     )
     await audit.record(session, actor, "api_token.login_sessions_ended", "agent", agent_id)
-
-
-async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[int]:
-    """The queues an external agent was granted."""
-    return await repository.granted_queue_ids(session, agent_id)
 
 
 async def _issue(

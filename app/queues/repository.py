@@ -98,3 +98,10 @@ async def remove_grant(session: AsyncSession, queue_id: int, agent_id: int) -> b
         .returning(queue_grants.c.agent_id)
     )
     return removed is not None
+
+
+async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[int]:
+    rows = await session.scalars(
+        select(queue_grants.c.queue_id).where(queue_grants.c.agent_id == agent_id)
+    )
+    return frozenset(rows)

@@ -185,3 +185,8 @@ async def queue_for_addresses(session: AsyncSession, addresses: Sequence[str]) -
             if address in queue.inbound_addresses:
                 return queue
     return None
+
+
+async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[int]:
+    """The queues an external agent was granted (no permission check: for sign-in)."""
+    return await repository.granted_queue_ids(session, agent_id)

@@ -11,7 +11,6 @@ from app.agents.models import AgentRole
 from app.attachments import service as attachments
 from app.attachments.models import Attachment
 from app.audit import service as audit
-from app.auth import service as auth
 from app.auth.schemas import Principal
 from app.core.clock import utcnow
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, check_version
@@ -116,7 +115,7 @@ async def _check_assignee(
         raise Invalid(
             f"Agent {assignee_id} does not exist or is inactive.", field="body.assignee_id"
         )
-    if agent.role is AgentRole.external and queue_id not in await auth.granted_queue_ids(
+    if agent.role is AgentRole.external and queue_id not in await queues.granted_queue_ids(
         session, agent.id
     ):
         raise Invalid(
