@@ -140,15 +140,6 @@ def _actor(inbound: InboundMail) -> Principal:
     return system_principal(f"ingest ({source})")
 
 
-async def _candidate(
-    session: AsyncSession, candidate: ThreadCandidate | None
-) -> ThreadCandidate | None:
-    """Follow a merged ticket to the one it was merged into."""
-    if candidate is None or candidate.merged_into_id is None:
-        return candidate
-    return await tickets.find_candidate(session, ticket_id=candidate.merged_into_id)
-
-
 MAX_REFERENCES = 50
 """The newest References looked up; a thread longer than that is still found by its end."""
 
@@ -176,11 +167,7 @@ async def _facts(
     imported: bool,
 ) -> Facts:
     referenced = [*mail.in_reply_to, *mail.references[-MAX_REFERENCES:]]
-    by_message_id = {
-        header: resolved
-        for header, candidate in (await tickets.thread_candidates(session, referenced)).items()
-        if (resolved := await _candidate(session, candidate)) is not None
-    }
+    by_message_id = await tickets.thread_candidates(session, referenced)
     subject_ticket, sender_known = None, False
     numbers = ticket_number_pattern(config.policy.ticket_number_prefix).findall(mail.subject)
     if numbers:

@@ -467,34 +467,7 @@ async def add_mail(
     return message
 
 
-async def thread_candidates(
-    session: AsyncSession, message_ids: Sequence[str]
-) -> dict[str, ThreadCandidate]:
-    """Tickets holding a message (ours or theirs) with one of these Message-IDs."""
-    return {
-        header: ThreadCandidate(
-            ticket.id,
-            ticket.number,
-            ticket.status,
-            ticket.subject,
-            ticket.customer_id,
-            ticket.merged_into_id,
-        )
-        for header, ticket in await repository.tickets_by_message_ids(session, message_ids)
-    }
-
-
-async def find_candidate(
-    session: AsyncSession, *, ticket_id: int | None = None, number: int | None = None
-) -> ThreadCandidate | None:
-    """A ticket by id or human number, as threading sees it (merges followed)."""
-    ticket = await repository.find(session, ticket_id=ticket_id, number=number)
-    seen: set[int] = set()
-    while ticket is not None and ticket.merged_into_id is not None and ticket.id not in seen:
-        seen.add(ticket.id)
-        ticket = await repository.find(session, ticket_id=ticket.merged_into_id)
-    if ticket is None:
-        return None
+def _candidate(ticket: Ticket) -> ThreadCandidate:
     return ThreadCandidate(
         ticket.id,
         ticket.number,
@@ -502,6 +475,37 @@ async def find_candidate(
         ticket.subject,
         ticket.customer_id,
         ticket.merged_into_id,
+    )
+
+
+async def _follow_merges(session: AsyncSession, ticket: Ticket | None) -> ThreadCandidate | None:
+    """The ticket, or the one it was merged into (and so on)."""
+    seen: set[int] = set()
+    while ticket is not None and ticket.merged_into_id is not None and ticket.id not in seen:
+        seen.add(ticket.id)
+        ticket = await repository.find(session, ticket_id=ticket.merged_into_id)
+    return _candidate(ticket) if ticket is not None else None
+
+
+async def thread_candidates(
+    session: AsyncSession, message_ids: Sequence[str]
+) -> dict[str, ThreadCandidate]:
+    """Tickets holding a message (ours or theirs) with one of these Message-IDs, merges
+    followed."""
+    found = {}
+    for header, ticket in await repository.tickets_by_message_ids(session, message_ids):
+        candidate = await _follow_merges(session, ticket)
+        if candidate is not None:
+            found[header] = candidate
+    return found
+
+
+async def find_candidate(
+    session: AsyncSession, *, ticket_id: int | None = None, number: int | None = None
+) -> ThreadCandidate | None:
+    """A ticket by id or human number, as threading sees it (merges followed)."""
+    return await _follow_merges(
+        session, await repository.find(session, ticket_id=ticket_id, number=number)
     )
 
 
