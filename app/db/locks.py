@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
 async def lock_values(session: AsyncSession, namespace: str, values: Iterable[str]) -> None:
@@ -20,3 +20,11 @@ async def lock_values(session: AsyncSession, namespace: str, values: Iterable[st
     for value in sorted(set(values)):
         key = func.hashtext(f"{namespace}:{value}")
         await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def try_session_lock(connection: AsyncConnection, namespace: int, key: int) -> bool:
+    """Take ``pg_try_advisory_lock(namespace, key)`` if free; it is held until released or
+    until the connection closes (so a process that dies lets go of it)."""
+    locked = bool(await connection.scalar(select(func.pg_try_advisory_lock(namespace, key))))
+    await connection.commit()
+    return locked

@@ -13,7 +13,7 @@ import contextlib
 import os
 import socket
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 from app.core.logging import get_logger
+from app.db.locks import try_session_lock
 from app.ingest.poller import MailboxReader
 from app.mailboxes import service as mailboxes
 
@@ -77,10 +78,7 @@ class IngestSupervisor:
     async def _try_start(self, mailbox_id: int) -> None:
         connection = await self.lock_engine.connect()
         try:
-            locked = await connection.scalar(
-                select(func.pg_try_advisory_lock(MAILBOX_LOCK_NAMESPACE, mailbox_id))
-            )
-            await connection.commit()
+            locked = await try_session_lock(connection, MAILBOX_LOCK_NAMESPACE, mailbox_id)
         except BaseException:
             await connection.close()
             raise
@@ -109,13 +107,7 @@ class IngestSupervisor:
         except Exception:
             log.exception("mailbox_reader_crashed", mailbox_id=reader.mailbox_id)
         finally:
-            # Closing the connection releases the lock; unlock first to return it to the pool
-            # clean if it is still usable.
-            with contextlib.suppress(SQLAlchemyError, OSError):
-                await connection.scalar(
-                    select(func.pg_advisory_unlock(MAILBOX_LOCK_NAMESPACE, reader.mailbox_id))
-                )
-                await connection.commit()
+            # The lock connection is not pooled: closing it releases the lock.
             with contextlib.suppress(SQLAlchemyError, OSError):
                 await connection.close()
             log.info("mailbox_reader_stopped", mailbox_id=reader.mailbox_id)
