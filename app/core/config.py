@@ -125,7 +125,23 @@ class Settings(BaseSettings):
     )
     imap_ca_file: Path | None = Field(
         default=None,
-        description="Extra CA certificates (PEM) to trust for IMAP TLS, e.g. a private CA.",
+        description="Extra CA certificates (PEM) to trust for IMAP and SMTP TLS (a private CA).",
+    )
+    smtp_timeout_seconds: float = Field(
+        default=30, gt=0, description="Longest wait for one SMTP command before giving up."
+    )
+    outbound_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        description="Tries to send a mail through temporary failures before it is marked failed.",
+    )
+    outbound_retry_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="Wait before the first retry of a mail; doubled each time, at most 6 hours.",
+    )
+    outbound_senders: int = Field(
+        default=4, ge=1, le=64, description="Mails each worker process sends at the same time."
     )
     mailbox_rescan_seconds: float = Field(
         default=10, gt=0, description="How often workers look for mailboxes nobody reads."

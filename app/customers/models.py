@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.external_ids import ExternalIdColumns
@@ -22,6 +22,8 @@ class Customer(IdMixin, TimestampMixin, VersionedMixin, Base):
     )
     language: Mapped[str | None] = mapped_column(String(16))
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    blocked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """No mail is sent to a blocked customer's addresses (spam, abuse)."""
 
     # passive_deletes: the database's ON DELETE CASCADE removes the rows on delete.
     emails: Mapped[list[CustomerEmail]] = relationship(

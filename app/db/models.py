@@ -6,11 +6,14 @@ from app.audit.models import AuditEvent
 from app.auth.models import ApiToken
 from app.customers.models import Customer, CustomerEmail, CustomerExternalId
 from app.db.base import Base
+from app.events.models import Event
 from app.ingest.models import InboundMail
 from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
 from app.organisations.models import Organisation, OrganisationExternalId
+from app.outbound.models import OutboundMail
 from app.queues.models import Queue, queue_grants
 from app.teams.models import Team, team_members
+from app.templates.models import Template, TemplateVersion, template_queues
 from app.tickets.models import Message, Ticket, TicketLink
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "Customer",
     "CustomerEmail",
     "CustomerExternalId",
+    "Event",
     "InboundMail",
     "Mailbox",
     "MailboxFolder",
@@ -30,10 +34,14 @@ __all__ = [
     "Message",
     "Organisation",
     "OrganisationExternalId",
+    "OutboundMail",
     "Queue",
     "Team",
+    "Template",
+    "TemplateVersion",
     "Ticket",
     "TicketLink",
     "queue_grants",
     "team_members",
+    "template_queues",
 ]

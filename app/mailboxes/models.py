@@ -18,6 +18,15 @@ class ImapSecurity(StrEnum):
     """Plain text: only for a server on loopback."""
 
 
+class SmtpSecurity(StrEnum):
+    tls = "tls"
+    """Implicit TLS (port 465)."""
+    starttls = "starttls"
+    """STARTTLS, required (port 587)."""
+    none = "none"
+    """Plain text: only for a relay on loopback."""
+
+
 class MailboxAuth(StrEnum):
     password = "password"  # noqa: S105 - a way to log in, not a secret
     xoauth2 = "xoauth2"
@@ -68,6 +77,23 @@ class Mailbox(IdMixin, TimestampMixin, VersionedMixin, Base):
     )
     addresses: Mapped[list[str]] = mapped_column(ARRAY(String(320)), server_default=text("'{}'"))
     poll_interval_seconds: Mapped[int] = mapped_column(Integer, server_default=text("60"))
+    smtp_host: Mapped[str | None] = mapped_column(String(253))
+    """Where replies from this mailbox are sent; NULL: the mailbox only receives."""
+    smtp_port: Mapped[int | None] = mapped_column(Integer)
+    smtp_security: Mapped[SmtpSecurity] = mapped_column(
+        Enum(SmtpSecurity, name="smtp_security"), server_default=SmtpSecurity.starttls.value
+    )
+    smtp_username: Mapped[str | None] = mapped_column(String(320))
+    """NULL: the IMAP login (and its password or OAuth token) is used."""
+    smtp_password_encrypted: Mapped[str | None] = mapped_column(Text)
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    """NULL: the first of the mailbox's addresses."""
+    acknowledge: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    """Answer each new ticket from this mailbox with an acknowledgement."""
+    acknowledgement_template_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("templates.id", ondelete="SET NULL")
+    )
 
 
 class MailboxStatus(Base):

@@ -39,3 +39,12 @@ class Queue(IdMixin, TimestampMixin, VersionedMixin, Base):
     team_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("teams.id", ondelete="SET NULL"), index=True
     )
+    mailbox_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("mailboxes.id", ondelete="SET NULL")
+    )
+    """The mailbox this queue's tickets are answered from when they did not come by mail."""
+    acknowledge: Mapped[bool | None]
+    """Acknowledge new tickets of this queue; NULL: as the mailbox says (web forms: no)."""
+    acknowledgement_template_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("templates.id", ondelete="SET NULL")
+    )

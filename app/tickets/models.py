@@ -96,6 +96,12 @@ TICKET_NUMBER_SEQUENCE = Sequence("ticket_number_seq", start=100000)
 """Human ticket numbers: short, increasing, never reused, and unrelated to the row id."""
 
 
+STATUS_TOKEN_DEFAULT = text(
+    "replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '')"
+)
+"""244 random bits, made by the database so that every way a ticket is created gets one."""
+
+
 class Ticket(IdMixin, TimestampMixin, VersionedMixin, Base):
     __tablename__ = "tickets"
     __table_args__ = (
@@ -148,6 +154,14 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, Base):
     merged_into_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("tickets.id", ondelete="SET NULL")
     )
+    mailbox_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("mailboxes.id", ondelete="SET NULL")
+    )
+    """The mailbox the ticket came in through, which its replies are sent from."""
+    status_token: Mapped[str] = mapped_column(
+        String(64), unique=True, server_default=STATUS_TOKEN_DEFAULT
+    )
+    """The unguessable key of the customer's status page."""
 
 
 class Message(IdMixin, Base):
@@ -171,6 +185,13 @@ class Message(IdMixin, Base):
     from_address: Mapped[str | None] = mapped_column(String(320))
     to_addresses: Mapped[list[str]] = mapped_column(ARRAY(String(320)), server_default=text("'{}'"))
     cc_addresses: Mapped[list[str]] = mapped_column(ARRAY(String(320)), server_default=text("'{}'"))
+    bcc_addresses: Mapped[list[str]] = mapped_column(
+        ARRAY(String(320)), server_default=text("'{}'")
+    )
+    template_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("templates.id", ondelete="SET NULL")
+    )
+    """The template a reply was written from."""
     subject: Mapped[str | None] = mapped_column(String(998))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
