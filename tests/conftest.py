@@ -31,6 +31,7 @@ from app.db.embedded import start_embedded_postgres
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine
 from app.main import create_app
+from tests.smtpserver import SmtpSink
 
 TEST_PASSWORD = "correct horse battery staple"
 _PASSWORD_HASH = hash_password(TEST_PASSWORD)
@@ -218,3 +219,14 @@ def make_agent(session: AsyncSession) -> MakeAgent:
 @pytest.fixture
 async def admin(make_agent: MakeAgent) -> Caller:
     return await make_agent(AgentRole.admin)
+
+
+@pytest.fixture
+async def smtp_sink() -> AsyncIterator[SmtpSink]:
+    """A real SMTP server on a loopback port for this test, keeping what it accepts."""
+    sink = SmtpSink()
+    await sink.start()
+    try:
+        yield sink
+    finally:
+        await sink.stop()
