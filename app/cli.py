@@ -298,11 +298,11 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
 
 @app.command()
 def worker() -> None:
-    """Read the mailboxes (and later: send mail, run schedules), without serving the API.
+    """Read the mailboxes and send queued mail, without serving the API.
 
-    Run as many as you like, on as many machines: they share the work through PostgreSQL, and
-    each mailbox is read by one of them at a time. SIGTERM or Ctrl+C let the mail in hand be
-    finished before stopping.
+    Run as many as you like, on as many machines: they share the work through PostgreSQL;
+    each mailbox is read by one of them at a time, and each queued mail is sent by one.
+    SIGTERM or Ctrl+C let the mail in hand be finished before stopping.
     """
     settings = _load_settings(long_running=True)
     settings.resolved_secret_key()
@@ -313,7 +313,7 @@ def worker() -> None:
 
 async def _run_worker(settings: Settings) -> None:
     from app.db.session import create_sessionmaker
-    from app.ingest.supervisor import IngestSupervisor
+    from app.workers import run_background_work
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -323,8 +323,7 @@ async def _run_worker(settings: Settings) -> None:
     async with _connected(
         settings.database_url, require_migrated=True, pool_size=settings.db_pool_size
     ) as engine:
-        supervisor = IngestSupervisor(engine, create_sessionmaker(engine), settings)
-        await supervisor.run(stop)
+        await run_background_work(engine, create_sessionmaker(engine), settings, stop)
 
 
 # --- migrate and openapi --------------------------------------------------------------------

@@ -19,7 +19,8 @@ from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging, get_logger
 from app.db.embedded import resolve_database_url
 from app.db.session import create_engine, create_sessionmaker
-from app.ingest.supervisor import IngestSupervisor
+from app.status.router import router as status_router
+from app.workers import run_background_work
 
 log = get_logger(__name__)
 
@@ -45,8 +46,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = asyncio.Event()
     workers: asyncio.Task[None] | None = None
     if app.state.run_workers:
-        supervisor = IngestSupervisor(engine, app.state.sessionmaker, settings)
-        workers = asyncio.create_task(supervisor.run(stop), name="ingest")
+        workers = asyncio.create_task(
+            run_background_work(engine, app.state.sessionmaker, settings, stop), name="workers"
+        )
     log.info("started", version=__version__, environment=settings.environment.value)
     try:
         yield
@@ -68,7 +70,7 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def create_app(settings: Settings | None = None, *, run_workers: bool = False) -> FastAPI:
-    """The API; with ``run_workers`` the same process also reads the mailboxes."""
+    """The API; with ``run_workers`` the same process also reads the mailboxes and sends mail."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     app = FastAPI(
@@ -96,4 +98,5 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = False) -
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(api_v1)
+    app.include_router(status_router)
     return app

@@ -39,6 +39,12 @@ class SmtpSink:
     """Address -> reply, e.g. ``{"gone@example.test": "550 5.1.1 no such user"}``."""
     data_reply: str | None = None
     """Answer every mail with this instead of 250, e.g. ``"451 4.3.0 try again later"``."""
+    hold: asyncio.Event | None = None
+    """While set to an unset event, every mail waits in DATA (a slow server) until it is set."""
+    in_data: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a mail has reached DATA."""
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a mail in DATA has been answered."""
     received: list[Received] = field(default_factory=list)
     _server: asyncio.Server | None = None
 
@@ -54,6 +60,10 @@ class SmtpSink:
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
+        self.in_data.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        self.answered.set()
         if self.data_reply is not None:
             return self.data_reply
         raw = envelope.original_content or envelope.content

@@ -23,7 +23,6 @@ import base64
 import codecs
 import email
 import email.policy
-import html as html_entities
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -34,9 +33,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
-import nh3
-from inscriptis import get_text  # type: ignore[import-untyped]  # ships no type information
-
+from app.core.html import html_to_text, sanitise_html
 from app.ingest.quoting import split_reply
 
 
@@ -549,54 +546,6 @@ def _bounced_ids(msg: Message) -> list[str]:
     return ids
 
 
-_NH3_URL_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
-# Removed with everything inside; other disallowed tags are removed but keep their text.
-_NH3_DROP_WITH_CONTENT = {"script", "style", "title"}
-_NH3_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "*": {"style"}}
-# Only these survive in style attributes: none can hold a url() or an expression.
-_NH3_STYLE_PROPERTIES = {
-    "color",
-    "background-color",
-    "font-weight",
-    "font-style",
-    "font-size",
-    "text-align",
-    "text-decoration",
-}
-
-
-def _sanitise_html(html: str) -> str:
-    # nh3's allow-list drops script, style, iframe, svg, event handlers and every URL scheme
-    # not named here (javascript:, data:, vbscript: ...); "cid:" keeps inline images working.
-    return nh3.clean(
-        html,
-        clean_content_tags=_NH3_DROP_WITH_CONTENT,
-        attributes=_NH3_ATTRIBUTES,
-        url_schemes=_NH3_URL_SCHEMES,
-        filter_style_properties=_NH3_STYLE_PROPERTIES,
-    )
-
-
-# inscriptis lays out tables and blocks well but needs seconds per megabyte of HTML; a larger
-# body is stripped of its tags instead (block ends turned into line breaks), in milliseconds.
-_INSCRIPTIS_MAX_CHARS = 512 * 1024
-_BLOCK_END = re.compile(r"<(?:br|/p|/div|/tr|/li|/h[1-6]|/table|/blockquote)\b[^>]*>", re.I)
-
-
-def _html_to_text(html: str) -> str:
-    if len(html) > _INSCRIPTIS_MAX_CHARS:
-        return _stripped_html(html)
-    try:
-        return str(get_text(html))
-    except Exception:
-        # lxml refuses some inputs (e.g. nothing but a comment).
-        return _stripped_html(html)
-
-
-def _stripped_html(html: str) -> str:
-    return html_entities.unescape(nh3.clean(_BLOCK_END.sub("\n", html), tags=set()))
-
-
 _FLOWED_QUOTE = re.compile(r"^(>*) ?")
 
 
@@ -667,10 +616,10 @@ class _Body:
         if any(text.strip() for text in texts):
             text = "\n".join(texts)
         elif raw_html is not None:
-            text = _clean(_html_to_text(raw_html))
+            text = _clean(html_to_text(raw_html))
         else:
             text = ""
-        html = _clean(_sanitise_html(raw_html)) if raw_html is not None else None
+        html = _clean(sanitise_html(raw_html)) if raw_html is not None else None
         return cls(text=text, html=html, attachments=attachments, defects=defects)
 
 

@@ -28,15 +28,25 @@ _AUTOMATIC_SUBJECT = re.compile(
 _NO_REPLY_SENDER = re.compile(r"^(no-?reply|do-?not-?reply|noreply|mailer-daemon|postmaster)\b")
 
 
+def is_no_reply_address(address: str) -> bool:
+    """no-reply@, mailer-daemon@, postmaster@...: nobody reads what is sent there."""
+    return bool(_NO_REPLY_SENDER.match(address.split("@", 1)[0].lower()))
+
+
 def ticket_number_pattern(prefix: str) -> re.Pattern[str]:
     """``[#100123]`` in a subject, for the configured prefix."""
     return re.compile(r"\[" + re.escape(prefix) + r"(\d{1,18})\]")
 
 
+def strip_reply_prefixes(subject: str) -> str:
+    """``Re: SV: Fwd: Faktura`` -> ``Faktura``, in the languages our customers write."""
+    return _REPLY_PREFIX.sub("", subject)
+
+
 def normalised_subject(subject: str, number_pattern: re.Pattern[str]) -> str:
     """The subject without reply prefixes and ticket tags, for comparing two subjects."""
     without_tag = number_pattern.sub(" ", subject)
-    return " ".join(_REPLY_PREFIX.sub("", without_tag).casefold().split())
+    return " ".join(strip_reply_prefixes(without_tag).casefold().split())
 
 
 @dataclass(frozen=True)
@@ -245,7 +255,7 @@ def automatic_answer(ctx: Context) -> None:
         (ctx.kind is not MailKind.normal, f"the mail is {ctx.kind.value}: {ctx.kind_reason}"),
         (sender is None, "the mail has no sender address"),
         (
-            bool(sender) and bool(_NO_REPLY_SENDER.match((sender or "").split("@", 1)[0])),
+            bool(sender) and is_no_reply_address(sender or ""),
             f"{sender} does not take replies",
         ),
         (sender in ctx.facts.own_addresses, f"{sender} is one of our own addresses"),

@@ -43,6 +43,8 @@ from app.ingest.pipeline import (
     ticket_number_pattern,
 )
 from app.mailboxes import service as mailboxes
+from app.outbound import service as outbound
+from app.outbound.service import OutboundConfig
 from app.queues import service as queues
 from app.tickets import service as tickets
 from app.tickets.models import LinkKind, MailKind
@@ -62,6 +64,8 @@ class IngestConfig:
     secret_key: str
     policy: Policy
     max_bytes: int
+    public_base_url: str = "http://localhost:8000"
+    """For the status link in acknowledgements."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestConfig:
@@ -73,6 +77,15 @@ class IngestConfig:
                 auto_reply_limit_per_day=settings.auto_reply_limit_per_day,
             ),
             max_bytes=settings.max_mail_mb * 1024 * 1024,
+            public_base_url=settings.public_base_url,
+        )
+
+    @property
+    def outbound(self) -> OutboundConfig:
+        return OutboundConfig(
+            secret_key=self.secret_key,
+            public_base_url=self.public_base_url,
+            ticket_number_prefix=self.policy.ticket_number_prefix,
         )
 
 
@@ -311,9 +324,18 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
     else:
         queue_id = await _queue_for(session, inbound, mail)
         ticket, message = await tickets.open_ticket_from_mail(
-            session, actor, message_data, customer_id=customer.id, queue_id=queue_id
+            session,
+            actor,
+            message_data,
+            customer_id=customer.id,
+            queue_id=queue_id,
+            mailbox_id=inbound.mailbox_id,
         )
         ticket_id = ticket.id
+        if ctx.auto_reply_allowed and ctx.customer_address is not None:
+            await outbound.acknowledge(
+                session, actor, ticket, ctx.customer_address, config.outbound
+            )
         if ctx.suggested is not None:
             await tickets.link(
                 session,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.attachments.models import Attachment
 from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
+from app.outbound.models import OutboundMail
 
 
 class TicketStatus(StrEnum):
@@ -214,6 +215,8 @@ class Message(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     attachments: Mapped[list[Attachment]] = relationship(lazy="raise", order_by=Attachment.id)
+    delivery: Mapped[OutboundMail | None] = relationship(lazy="raise", viewonly=True)
+    """How mailing this message goes, for a reply or acknowledgement sent by mail."""
 
 
 class TicketLink(IdMixin, Base):

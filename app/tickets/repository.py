@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Row, Select, case, func, select, update
@@ -9,7 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from app.core.pagination import SortKey, paginate
-from app.tickets.models import LinkKind, LinkState, Message, Ticket, TicketLink
+from app.tickets.models import (
+    LinkKind,
+    LinkState,
+    MailKind,
+    Message,
+    MessageDirection,
+    Ticket,
+    TicketLink,
+)
 from app.tickets.schemas import TicketFilters
 
 
@@ -98,7 +106,7 @@ async def list_messages(
     statement = (
         select(Message)
         .where(Message.ticket_id.in_(ticket_ids))
-        .options(selectinload(Message.attachments))
+        .options(selectinload(Message.attachments), selectinload(Message.delivery))
     )
     if public_only:
         statement = statement.where(Message.is_public.is_(True))
@@ -109,8 +117,32 @@ async def list_messages(
     return list(await session.scalars(statement))
 
 
-async def get_message(session: AsyncSession, message_id: int) -> Message | None:
-    return await session.get(Message, message_id)
+async def get_message(
+    session: AsyncSession, message_id: int, *, with_attachments: bool = False
+) -> Message | None:
+    if not with_attachments:
+        return await session.get(Message, message_id)
+    statement = (
+        select(Message)
+        .where(Message.id == message_id)
+        .options(selectinload(Message.attachments))
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(statement)
+
+
+async def last_inbound_mail(session: AsyncSession, ticket_id: int) -> Message | None:
+    statement = (
+        select(Message)
+        .where(
+            Message.ticket_id == ticket_id,
+            Message.direction == MessageDirection.inbound,
+            Message.message_id.is_not(None),
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+    )
+    return await session.scalar(statement)
 
 
 async def count_tags(
@@ -220,3 +252,23 @@ async def accept_links(session: AsyncSession, ticket_id: int, other_ticket_id: i
         )
         .values(state=LinkState.accepted)
     )
+
+
+async def find_by_status_token(session: AsyncSession, token: str) -> Ticket | None:
+    return await session.scalar(select(Ticket).where(Ticket.status_token == token))
+
+
+async def conversation(
+    session: AsyncSession, ticket_id: int, kinds: Collection[MailKind], limit: int
+) -> list[Message]:
+    statement = (
+        select(Message)
+        .where(
+            Message.ticket_id == ticket_id,
+            Message.is_public.is_(True),
+            Message.kind.in_(kinds),
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(await session.scalars(statement))))

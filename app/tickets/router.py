@@ -4,10 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
+from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
 from app.api.etag import read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
+from app.outbound import service as outbound
+from app.outbound.service import OutboundConfig
 from app.tickets import service
 from app.tickets.models import Message, Ticket
 from app.tickets.schemas import (
@@ -56,10 +58,18 @@ async def list_tickets(
     responses=responses(401, 403, 409, 422),
 )
 async def create_ticket(
-    session: DbSession, principal: CurrentPrincipal, body: TicketCreate, response: Response
+    session: DbSession,
+    principal: CurrentPrincipal,
+    settings: AppSettings,
+    body: TicketCreate,
+    response: Response,
 ) -> TicketRead:
-    """Open a ticket for a customer (found or created by email) with their first message."""
-    ticket = await service.create_ticket(session, principal, body)
+    """Open a ticket for a customer (found or created by email) with their first message.
+    A ticket from a web form (`channel: web`) is acknowledged by mail when its queue says so
+    (`acknowledge` on the queue)."""
+    ticket = await outbound.open_ticket(
+        session, principal, body, OutboundConfig.from_settings(settings)
+    )
     response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
     return _ticket(ticket, response)
 
@@ -108,14 +118,27 @@ async def list_messages(
     "/{ticket_id}/messages",
     response_model=MessageRead,
     status_code=status.HTTP_201_CREATED,
-    responses=responses(401, 403, 404, 422),
+    responses=responses(401, 403, 404, 409, 422),
 )
 async def add_message(
-    session: DbSession, principal: CurrentPrincipal, ticket_id: int, body: MessageCreate
+    session: DbSession,
+    principal: CurrentPrincipal,
+    settings: AppSettings,
+    ticket_id: int,
+    body: MessageCreate,
 ) -> MessageRead:
     """Reply to the customer (`public: true`), add an internal note (`public: false`), or
-    record what the customer wrote (`direction: inbound`)."""
-    return _message(await service.add_message(session, principal, ticket_id, body))
+    record what the customer wrote (`direction: inbound`).
+
+    A reply is mailed from the ticket's mailbox after the request commits, with the ticket
+    number in the subject and threading headers; `delivery` on the message shows how that
+    goes (queued, sent, failed). Notes are never mailed. A recipient that is one of our own
+    addresses, a no-reply address or a blocked customer is refused (422); a ticket with no
+    mailbox to send from is a 409."""
+    message = await outbound.post_message(
+        session, principal, ticket_id, body, OutboundConfig.from_settings(settings)
+    )
+    return _message(message)
 
 
 @router.get(

@@ -5,11 +5,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from app.attachments.schemas import AttachmentRead, AttachmentUpload
 from app.attachments.service import FileData
 from app.core.types import EmailAddress, reject_null
+from app.outbound.models import DeliveryStatus, MailPurpose
 from app.tickets.models import (
     Channel,
     LinkKind,
@@ -52,8 +60,17 @@ class CustomerRef(BaseModel):
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    body_text: str = Field(min_length=1, max_length=1_000_000)
-    body_html: str | None = Field(default=None, max_length=5_000_000)
+    body_text: str = Field(
+        default="",
+        max_length=1_000_000,
+        description="Required unless `template_id` is given (the template fills it).",
+    )
+    body_html: str | None = Field(
+        default=None,
+        max_length=5_000_000,
+        description="Optional HTML; sanitised. Without it the mail's HTML part is made from "
+        "the text.",
+    )
     public: bool = Field(
         default=True, description="A public reply the customer sees, or an internal note (false)."
     )
@@ -64,13 +81,33 @@ class MessageCreate(BaseModel):
     to: list[EmailAddress] | None = Field(
         default=None, description="Recipients of a reply; the customer's address when omitted."
     )
-    cc: list[EmailAddress] = Field(default_factory=list)
+    cc: list[EmailAddress] = Field(default_factory=list, max_length=50)
+    bcc: list[EmailAddress] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Blind copies of a reply: in the mail's envelope, never in its headers.",
+    )
+    template_id: int | None = Field(
+        default=None,
+        description="Write the message from this template, filled for the ticket "
+        "(see POST /api/v1/templates/{id}/render).",
+    )
     attachments: list[AttachmentUpload] = Field(default_factory=list, max_length=50)
+    attachment_ids: list[int] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Attachments already stored (on this or another ticket you can see), "
+        "sent again with this message.",
+    )
 
     @model_validator(mode="after")
     def _notes_are_outbound(self) -> MessageCreate:
         if not self.public and self.direction is MessageDirection.inbound:
             raise ValueError("an internal note is written by an agent: direction must be outbound")
+        if not self.body_text.strip() and self.template_id is None:
+            raise ValueError("give body_text, or a template_id to write the message from")
+        if self.direction is MessageDirection.inbound and (self.bcc or self.template_id):
+            raise ValueError("bcc and template_id are for messages an agent writes")
         return self
 
 
@@ -175,6 +212,31 @@ class TicketRead(BaseModel):
     version: int
 
 
+class DeliveryRead(BaseModel):
+    """How mailing a reply or acknowledgement goes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    status: DeliveryStatus = Field(
+        description="queued (waiting, or retrying after a temporary failure), sent, or failed."
+    )
+    purpose: MailPurpose
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="When a queued mail is tried next.")
+    last_error: str | None = Field(description="Why the last attempt failed.")
+    refused_recipients: dict[str, str] = Field(
+        description="Recipients the server refused while taking the others, with its reply."
+    )
+    smtp_reply: str | None = Field(description="The SMTP server's answer when it took the mail.")
+    sent_at: datetime | None
+    failed_at: datetime | None
+
+    @field_validator("next_attempt_at")
+    @classmethod
+    def _only_when_queued(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        return value if info.data.get("status") is DeliveryStatus.queued else None
+
+
 class MessageRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -188,6 +250,7 @@ class MessageRead(BaseModel):
     from_address: str | None
     to: list[str] = Field(validation_alias="to_addresses")
     cc: list[str] = Field(validation_alias="cc_addresses")
+    bcc: list[str] = Field(validation_alias="bcc_addresses")
     subject: str | None
     body_text: str
     body_html: str | None
@@ -205,8 +268,12 @@ class MessageRead(BaseModel):
         "subject_number, new_ticket or follow_up."
     )
     threading_detail: str | None = Field(description="Which header or token matched.")
+    template_id: int | None = Field(description="The template the message was written from.")
     created_at: datetime
     attachments: list[AttachmentRead]
+    delivery: DeliveryRead | None = Field(
+        description="For a message sent by mail: queued, sent or failed, attempts, last error."
+    )
 
 
 class TicketWithMessages(TicketRead):

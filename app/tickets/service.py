@@ -14,6 +14,7 @@ from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.clock import utcnow
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, check_version
+from app.core.html import sanitise_html
 from app.core.pagination import SortKey, next_cursor
 from app.customers import service as customers
 from app.queues import service as queues
@@ -270,34 +271,47 @@ async def update_ticket(
     return ticket
 
 
+async def reply_recipients(session: AsyncSession, ticket: Ticket, data: MessageCreate) -> list[str]:
+    """Who a reply goes to: the addresses given, else the customer's address."""
+    if data.to is not None:
+        return list(data.to)
+    address = await customers.primary_email(session, ticket.customer_id)
+    return [address] if address else []
+
+
 async def add_message(
-    session: AsyncSession, actor: Principal, ticket_id: int, data: MessageCreate
+    session: AsyncSession,
+    actor: Principal,
+    ticket_id: int,
+    data: MessageCreate,
+    *,
+    copied_attachments: Sequence[Attachment] = (),
 ) -> Message:
-    """A reply, an internal note, or a recorded customer message; moves the ticket on."""
+    """A reply, an internal note, or a recorded customer message; moves the ticket on.
+    Mailing a reply is the outbound domain's part."""
     ticket = await get_ticket(session, actor, ticket_id, for_update=True)
     before = _snapshot(ticket)
     customer_email = await customers.primary_email(session, ticket.customer_id)
     inbound = data.direction is MessageDirection.inbound
     is_reply = data.public and not inbound
-    recipients: list[str] = []
-    if is_reply:
-        recipients = data.to if data.to is not None else [customer_email] if customer_email else []
     message = Message(
         ticket_id=ticket.id,
         direction=data.direction,
         is_public=data.public,
-        # Written through the API; sending replies by mail is the outbound worker's job.
         channel=Channel.api,
         author_agent_id=None if inbound else actor.agent_id,
         author_customer_id=ticket.customer_id if inbound else None,
         from_address=customer_email if inbound else None,
-        to_addresses=recipients,
+        to_addresses=await reply_recipients(session, ticket, data) if is_reply else [],
         cc_addresses=data.cc if is_reply else [],
+        bcc_addresses=data.bcc if is_reply else [],
         subject=ticket.subject,
         body_text=data.body_text,
-        body_html=data.body_html,
+        body_html=sanitise_html(data.body_html) if data.body_html is not None else None,
         references=[],
-        attachments=await attachments.store(session, data.attachments),
+        template_id=data.template_id,
+        attachments=[*await attachments.store(session, data.attachments), *copied_attachments],
+        delivery=None,
     )
     await _save_message(session, actor, message)
     if inbound:
@@ -306,13 +320,80 @@ async def add_message(
         ticket.first_response_at = ticket.first_response_at or utcnow()
         if ticket.status is TicketStatus.new:
             _apply_status(ticket, TicketStatus.open)
+    await _message_added(session, actor, ticket, before)
+    return message
+
+
+async def _message_added(
+    session: AsyncSession, actor: Principal, ticket: Ticket, before: audit.Snapshot
+) -> None:
     # A new message is a change of the ticket for anyone syncing by updated_at.
     ticket.touch()
     await session.flush()
     await audit.record(
         session, actor, "ticket.updated", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
     )
+
+
+async def add_automatic_reply(
+    session: AsyncSession,
+    actor: Principal,
+    ticket: Ticket,
+    *,
+    to: str,
+    subject: str,
+    body_text: str,
+    body_html: str,
+    template_id: int | None,
+) -> Message:
+    """A message no person wrote (an acknowledgement): public, but no first response."""
+    message = Message(
+        ticket_id=ticket.id,
+        direction=MessageDirection.outbound,
+        is_public=True,
+        channel=Channel.email,
+        to_addresses=[to],
+        cc_addresses=[],
+        bcc_addresses=[],
+        subject=subject[:SUBJECT_LIMIT],
+        body_text=body_text,
+        body_html=body_html,
+        references=[],
+        kind=MailKind.auto_reply,
+        template_id=template_id,
+        attachments=[],
+        delivery=None,
+    )
+    await _save_message(session, actor, message)
+    await _message_added(session, actor, ticket, _snapshot(ticket))
     return message
+
+
+async def find_by_status_token(session: AsyncSession, token: str) -> Ticket | None:
+    """The ticket of a status-page link; a merged ticket's link shows the one it joined."""
+    return await _merge_target(session, await repository.find_by_status_token(session, token))
+
+
+async def conversation(session: AsyncSession, ticket_id: int, *, limit: int) -> list[Message]:
+    """The latest messages between customer and support, oldest first: no internal notes and
+    nothing written by machines."""
+    return await repository.conversation(session, ticket_id, _CONVERSATION, limit)
+
+
+async def last_customer_mail(session: AsyncSession, ticket_id: int) -> Message | None:
+    """The newest mail the customer sent on the ticket: what a reply answers."""
+    return await repository.last_inbound_mail(session, ticket_id)
+
+
+async def message_with_attachments(session: AsyncSession, message_id: int) -> Message:
+    message = await repository.get_message(session, message_id, with_attachments=True)
+    if message is None:
+        raise NotFound(f"Message {message_id} does not exist.")
+    return message
+
+
+async def attachment_content(session: AsyncSession, attachment: Attachment) -> bytes:
+    return await attachments.blob(session, attachment.sha256)
 
 
 async def list_messages(
@@ -415,6 +496,7 @@ def _mail_message(ticket: Ticket, mail: MailMessage, customer_id: int) -> Messag
         kind=mail.kind,
         threaded_by=mail.threaded_by,
         threading_detail=mail.threading_detail,
+        delivery=None,
     )
 
 
@@ -425,8 +507,9 @@ async def open_ticket_from_mail(
     *,
     customer_id: int,
     queue_id: int | None,
+    mailbox_id: int | None,
 ) -> tuple[Ticket, Message]:
-    """A new ticket whose first message is the mail."""
+    """A new ticket whose first message is the mail; replies go out through ``mailbox_id``."""
     default_priority = TicketPriority.normal
     if queue_id is not None:
         queue = await queues.find_queue(session, queue_id)
@@ -437,6 +520,7 @@ async def open_ticket_from_mail(
         priority=default_priority,
         channel=Channel.email,
         queue_id=queue_id,
+        mailbox_id=mailbox_id,
         customer_id=customer_id,
         tags=[],
         custom_fields={},
@@ -478,13 +562,18 @@ def _candidate(ticket: Ticket) -> ThreadCandidate:
     )
 
 
-async def _follow_merges(session: AsyncSession, ticket: Ticket | None) -> ThreadCandidate | None:
+async def _merge_target(session: AsyncSession, ticket: Ticket | None) -> Ticket | None:
     """The ticket, or the one it was merged into (and so on)."""
     seen: set[int] = set()
     while ticket is not None and ticket.merged_into_id is not None and ticket.id not in seen:
         seen.add(ticket.id)
         ticket = await repository.find(session, ticket_id=ticket.merged_into_id)
-    return _candidate(ticket) if ticket is not None else None
+    return ticket
+
+
+async def _follow_merges(session: AsyncSession, ticket: Ticket | None) -> ThreadCandidate | None:
+    target = await _merge_target(session, ticket)
+    return _candidate(target) if target is not None else None
 
 
 async def thread_candidates(

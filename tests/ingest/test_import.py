@@ -5,7 +5,7 @@ from __future__ import annotations
 import mailbox
 from pathlib import Path
 
-from tests.ingest.test_service import build_mail
+from tests.helpers import build_mail
 from tests.test_cli import cli_env, run_cli
 
 

@@ -28,7 +28,7 @@ from app.ingest.poller import MailboxReader
 from app.ingest.supervisor import IngestSupervisor
 from app.mailboxes.models import AfterImport, ImapSecurity, Mailbox, MailboxAuth, MailboxStatus
 from app.tickets.models import Message, Ticket
-from tests.ingest.test_service import build_mail
+from tests.helpers import build_mail
 from tests.mailserver import Dovecot, MailUser
 
 SECRET = "loop-secret-" + "x" * 40

@@ -4,9 +4,6 @@ bytes are handed to `receive` as the mailbox reader would)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -21,6 +18,7 @@ from app.ingest.pipeline import Policy
 from app.queues.models import Queue
 from app.tickets.models import Channel, Message, MessageDirection, Ticket
 from tests.conftest import Caller
+from tests.helpers import build_mail
 
 SECRET = "s" * 48
 CONFIG = ingest.IngestConfig(
@@ -32,33 +30,6 @@ CONFIG = ingest.IngestConfig(
     ),
     max_bytes=5 * 1024 * 1024,
 )
-
-
-def build_mail(
-    *,
-    subject: str = "Fakturaen er forkert",
-    sender: str = "Søren Ærø <soren@example.dk>",
-    to: str = "support@firma.dk",
-    body: str = "Hej, min faktura er forkert.\n\nVenlig hilsen\nSøren",
-    message_id: str = "<m1@example.dk>",
-    date: datetime = datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
-    headers: dict[str, str] | None = None,
-    attachment: tuple[str, bytes] | None = None,
-) -> bytes:
-    mail = EmailMessage()
-    mail["From"] = sender
-    mail["To"] = to
-    mail["Subject"] = subject
-    mail["Message-ID"] = message_id
-    mail["Date"] = format_datetime(date)
-    for name, value in (headers or {}).items():
-        mail[name] = value
-    mail.set_content(body)
-    if attachment:
-        mail.add_attachment(
-            attachment[1], maintype="application", subtype="pdf", filename=attachment[0]
-        )
-    return mail.as_bytes(policy=SMTP)
 
 
 async def ingest_raw(

@@ -1,0 +1,32 @@
+"""The background work of `ticketry serve` and `ticketry worker`: reading mailboxes and sending
+the outbox, side by side in one event loop, until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.ingest.poller import tls_context
+from app.ingest.supervisor import IngestSupervisor
+from app.outbound.service import OutboundConfig
+from app.outbound.worker import OutboxWorker
+
+
+async def run_background_work(
+    engine: AsyncEngine,
+    maker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    stop: asyncio.Event,
+) -> None:
+    """Runs until ``stop`` is set; each part then finishes the mail in hand."""
+    supervisor = IngestSupervisor(engine, maker, settings)
+    outbox = OutboxWorker(
+        maker,
+        OutboundConfig.from_settings(settings),
+        senders=settings.outbound_senders,
+        smtp_timeout=settings.smtp_timeout_seconds,
+        ssl_context=tls_context(settings),
+    )
+    await asyncio.gather(supervisor.run(stop), outbox.run(stop))
