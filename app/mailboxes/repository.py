@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.pagination import SortKey, paginate
 from app.db.locks import lock_values
 from app.mailboxes.models import Mailbox, MailboxFolder, MailboxState, MailboxStatus
+from app.templates.models import Template
 
 
 async def get(session: AsyncSession, mailbox_id: int) -> Mailbox | None:
@@ -186,3 +187,8 @@ async def store_oauth_tokens(
         .values(**values, updated_at=Mailbox.updated_at)
         .execution_options(synchronize_session="fetch")
     )
+
+
+async def template_exists(session: AsyncSession, template_id: int) -> bool:
+    found = await session.scalar(select(Template.id).where(Template.id == template_id))
+    return found is not None

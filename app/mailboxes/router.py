@@ -105,14 +105,17 @@ async def delete_mailbox(
 async def test_mailbox(
     session: DbSession, principal: CurrentPrincipal, settings: AppSettings, mailbox_id: int
 ) -> MailboxTestPassed | MailboxTestFailed:
-    """Connect with the stored settings, log in and open each folder (admin). Answers 200
-    either way: `ok` tells whether it worked, `error` what failed and what to do about it."""
+    """Connect with the stored settings, log in and open each folder (admin); with an
+    `smtp_host`, log in to the SMTP server too. Answers 200 either way: `ok` tells whether
+    reading works, `error` what failed and what to do about it, and `smtp` the same for
+    sending."""
     return await service.check_connection(
         session,
         principal,
         mailbox_id,
         secret_key=settings.resolved_secret_key(),
         timeout=settings.imap_timeout_seconds,
+        smtp_timeout=settings.smtp_timeout_seconds,
         ssl_context=tls_context(settings),
     )
 

@@ -30,6 +30,7 @@ from app.mailboxes.models import (
     MailboxFolder,
     MailboxState,
     MailboxStatus,
+    SmtpSecurity,
 )
 
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -116,6 +117,13 @@ TokenUrl = Annotated[
     Field(max_length=2000, examples=["https://login.example.com/oauth2/token"]),
     AfterValidator(_token_url),
 ]
+FromName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
+    ),
+    Field(description="The sender's name shown to customers.", examples=["Kundeservice Århus"]),
+]
 ClientId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Scope = Annotated[
     str,
@@ -124,6 +132,17 @@ Scope = Annotated[
 ]
 
 _WRITE_ONLY = "Write-only: stored encrypted, never shown again."
+_SMTP_HOST = "Where replies from this mailbox are sent; null: the mailbox only receives."
+_SMTP_PORT = "Needed with `smtp_host`: usually 587 with `starttls`, 465 with `tls`."
+_SMTP_SECURITY = (
+    "`starttls` (required, usually port 587), `tls` (implicit, usually port 465), or `none` "
+    "(only for a relay on this machine)."
+)
+_SMTP_USERNAME = "The SMTP login; null: `username`."
+_SMTP_PASSWORD = f"The SMTP password; null: the mailbox's `password` or OAuth token. {_WRITE_ONLY}"
+_FROM_ADDRESS = "The address replies are sent from; null: the first of `addresses`."
+_ACKNOWLEDGE = "Answer each new ticket from this mailbox with an acknowledgement."
+_ACKNOWLEDGEMENT_TEMPLATE = "The template of the acknowledgement."
 
 
 class MailboxCreate(BaseModel):
@@ -162,6 +181,17 @@ class MailboxCreate(BaseModel):
     oauth_refresh_token: Secret | None = Field(default=None, description=_WRITE_ONLY)
     oauth_access_token: Secret | None = Field(default=None, description=_WRITE_ONLY)
     oauth_access_token_expires_at: AwareDatetime | None = None
+    smtp_host: Host | None = Field(default=None, description=_SMTP_HOST)
+    smtp_port: Port | None = Field(default=None, description=_SMTP_PORT)
+    smtp_security: SmtpSecurity = Field(default=SmtpSecurity.starttls, description=_SMTP_SECURITY)
+    smtp_username: Username | None = Field(default=None, description=_SMTP_USERNAME)
+    smtp_password: Secret | None = Field(default=None, description=_SMTP_PASSWORD)
+    from_name: FromName | None = None
+    from_address: EmailAddress | None = Field(default=None, description=_FROM_ADDRESS)
+    acknowledge: bool = Field(default=True, description=_ACKNOWLEDGE)
+    acknowledgement_template_id: int | None = Field(
+        default=None, description=_ACKNOWLEDGEMENT_TEMPLATE
+    )
 
 
 class MailboxUpdate(BaseModel):
@@ -194,6 +224,17 @@ class MailboxUpdate(BaseModel):
     oauth_refresh_token: Secret | None = Field(default=None, description=_WRITE_ONLY)
     oauth_access_token: Secret | None = Field(default=None, description=_WRITE_ONLY)
     oauth_access_token_expires_at: AwareDatetime | None = None
+    smtp_host: Host | None = Field(default=None, description=_SMTP_HOST)
+    smtp_port: Port | None = Field(default=None, description=_SMTP_PORT)
+    smtp_security: SmtpSecurity | None = Field(default=None, description=_SMTP_SECURITY)
+    smtp_username: Username | None = Field(default=None, description=_SMTP_USERNAME)
+    smtp_password: Secret | None = Field(default=None, description=_SMTP_PASSWORD)
+    from_name: FromName | None = None
+    from_address: EmailAddress | None = Field(default=None, description=_FROM_ADDRESS)
+    acknowledge: bool | None = Field(default=None, description=_ACKNOWLEDGE)
+    acknowledgement_template_id: int | None = Field(
+        default=None, description=_ACKNOWLEDGEMENT_TEMPLATE
+    )
 
     _not_null = field_validator(
         "name",
@@ -207,6 +248,8 @@ class MailboxUpdate(BaseModel):
         "after_import",
         "addresses",
         "poll_interval_seconds",
+        "smtp_security",
+        "acknowledge",
     )(reject_null)
 
 
@@ -291,6 +334,15 @@ class MailboxSettingsRead(BaseModel):
     has_oauth_refresh_token: bool
     has_oauth_access_token: bool
     oauth_access_token_expires_at: datetime | None
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: SmtpSecurity
+    smtp_username: str | None
+    has_smtp_password: bool
+    from_name: str | None
+    from_address: str | None
+    acknowledge: bool
+    acknowledgement_template_id: int | None
     created_at: datetime
     updated_at: datetime
     version: int
@@ -315,6 +367,7 @@ class MailboxSettingsRead(BaseModel):
             "has_oauth_client_secret": data.oauth_client_secret_encrypted is not None,
             "has_oauth_refresh_token": data.oauth_refresh_token_encrypted is not None,
             "has_oauth_access_token": data.oauth_access_token_encrypted is not None,
+            "has_smtp_password": data.smtp_password_encrypted is not None,
             **live,
         }
 
@@ -341,15 +394,33 @@ class FolderCheck(BaseModel):
     uidvalidity: int
 
 
+class SmtpCheck(BaseModel):
+    """Whether the SMTP server took the mailbox's login."""
+
+    ok: bool
+    error: str | None = Field(default=None, description="What went wrong and what to do about it.")
+
+
+SmtpCheckResult = Annotated[
+    SmtpCheck | None,
+    Field(
+        description="Sending: connecting to `smtp_host` and logging in (`ok` and `folders` or "
+        "`error` are about reading); null when the mailbox has no SMTP server."
+    ),
+]
+
+
 class MailboxTestPassed(BaseModel):
     ok: Literal[True] = True
     folders: list[FolderCheck]
+    smtp: SmtpCheckResult = None
 
 
 class MailboxTestFailed(BaseModel):
     ok: Literal[False] = False
     error: str = Field(description="What went wrong and what to do about it.")
     error_type: ImapErrorType
+    smtp: SmtpCheckResult = None
 
 
 MailboxTestResult = Annotated[MailboxTestPassed | MailboxTestFailed, Field(discriminator="ok")]

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiosmtplib
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +28,7 @@ from app.ingest.imap import (
     ImapTlsError,
 )
 from app.mailboxes import repository
-from app.mailboxes.models import AfterImport, ImapSecurity, Mailbox, MailboxAuth
+from app.mailboxes.models import AfterImport, ImapSecurity, Mailbox, MailboxAuth, SmtpSecurity
 from app.mailboxes.schemas import (
     FolderCheck,
     ImapErrorType,
@@ -38,8 +39,10 @@ from app.mailboxes.schemas import (
     MailboxUpdate,
     MailboxView,
     OAuthTokenHandover,
+    SmtpCheck,
     is_loopback_host,
 )
+from app.outbound.smtp import SmtpFailure, SmtpSettings, check_login
 from app.queues import service as queues
 
 ENTITY = "mailbox"
@@ -50,6 +53,7 @@ SECRET_COLUMNS = {
     "oauth_client_secret": "oauth_client_secret_encrypted",
     "oauth_refresh_token": "oauth_refresh_token_encrypted",
     "oauth_access_token": "oauth_access_token_encrypted",
+    "smtp_password": "smtp_password_encrypted",
 }
 """Write-only request fields and the columns that keep them encrypted."""
 
@@ -127,6 +131,16 @@ async def _check_references(
     queue_id = values.get("default_queue_id")
     if queue_id is not None and await queues.find_queue(session, queue_id) is None:
         raise Invalid(f"Queue {queue_id} does not exist.", field="body.default_queue_id")
+    await check_acknowledgement_template(session, values.get("acknowledgement_template_id"))
+
+
+async def check_acknowledgement_template(session: AsyncSession, template_id: int | None) -> None:
+    """Refuse an acknowledgement template that does not exist (mailboxes and queues name one
+    in the same field)."""
+    if template_id is not None and not await repository.template_exists(session, template_id):
+        raise Invalid(
+            f"Template {template_id} does not exist.", field="body.acknowledgement_template_id"
+        )
 
 
 def _check_consistency(values: dict[str, Any], mailbox: Mailbox | None) -> None:
@@ -140,12 +154,25 @@ def _check_consistency(values: dict[str, Any], mailbox: Mailbox | None) -> None:
             return values.get(secret) is not None
         return getattr(mailbox, SECRET_COLUMNS[secret]) is not None
 
-    if will_be("imap_security") is ImapSecurity.none and not is_loopback_host(will_be("imap_host")):
+    def refuse_plain_text(
+        protocol: str, plain: ImapSecurity | SmtpSecurity, tls_port: int, starttls_port: int
+    ) -> None:
+        host = will_be(f"{protocol}_host")
+        if will_be(f"{protocol}_security") is plain and host and not is_loopback_host(host):
+            raise Invalid(
+                f"`{protocol}_security: none` sends the password and every mail over the network "
+                "in plain text, so it is only allowed for a server on this machine (localhost, "
+                f"127.0.0.1, ::1). Use `tls` (usually port {tls_port}) or `starttls` (usually "
+                f"port {starttls_port}).",
+                field=f"body.{protocol}_security",
+            )
+
+    refuse_plain_text("imap", ImapSecurity.none, 993, 143)
+    refuse_plain_text("smtp", SmtpSecurity.none, 465, 587)
+    if will_be("smtp_host") is not None and will_be("smtp_port") is None:
         raise Invalid(
-            "`imap_security: none` sends the password and every mail over the network in plain "
-            "text, so it is only allowed for a server on this machine (localhost, 127.0.0.1, "
-            "::1). Use `tls` (usually port 993) or `starttls` (usually port 143).",
-            field="body.imap_security",
+            "`smtp_host` needs `smtp_port`: usually 587 with `starttls`, 465 with `tls`.",
+            field="body.smtp_port",
         )
     if will_be("after_import") is AfterImport.move:
         target = will_be("move_to_folder")
@@ -431,6 +458,34 @@ async def _access_token(
     )
 
 
+async def _credentials(
+    session: AsyncSession,
+    mailbox: Mailbox,
+    *,
+    secret_key: str,
+    timeout: float,  # noqa: ASYNC109 - for a token refresh, not for this call
+    own_password: str | None = None,
+) -> tuple[str | None, str | None]:
+    """``(password, None)`` or ``(None, OAuth access token)``, decrypted: ``own_password``
+    (encrypted) when given, else the mailbox's password or access token (refreshed when
+    needed). Raises ``ImapAuthError`` when there are no usable credentials."""
+    try:
+        if own_password is not None:
+            return crypto.decrypt(secret_key, own_password), None
+        if mailbox.auth_method is MailboxAuth.xoauth2:
+            return None, await _access_token(
+                session, mailbox, secret_key=secret_key, http_timeout=timeout
+            )
+        if mailbox.password_encrypted is not None:
+            return crypto.decrypt(secret_key, mailbox.password_encrypted), None
+    except crypto.SecretKeyChanged as exc:
+        raise ImapAuthError(f"{exc} (mailbox {mailbox.name!r})") from exc
+    raise ImapAuthError(
+        f"Mailbox {mailbox.name!r} has no password: PATCH /api/v1/mailboxes/{mailbox.id} with "
+        "`password`."
+    )
+
+
 async def imap_settings(
     session: AsyncSession,
     mailbox: Mailbox,
@@ -445,21 +500,7 @@ async def imap_settings(
     committed at once (a rotated refresh token must not be lost, and the lock that keeps two
     refreshes apart is held until the transaction ends). Raises ``ImapAuthError`` when there
     are no usable credentials."""
-    password = token = None
-    try:
-        if mailbox.auth_method is MailboxAuth.xoauth2:
-            token = await _access_token(
-                session, mailbox, secret_key=secret_key, http_timeout=timeout
-            )
-        elif mailbox.password_encrypted is not None:
-            password = crypto.decrypt(secret_key, mailbox.password_encrypted)
-        else:
-            raise ImapAuthError(
-                f"Mailbox {mailbox.name!r} has no password: PATCH /api/v1/mailboxes/{mailbox.id} "
-                "with `password`."
-            )
-    except crypto.SecretKeyChanged as exc:
-        raise ImapAuthError(f"{exc} (mailbox {mailbox.name!r})") from exc
+    password, token = await _credentials(session, mailbox, secret_key=secret_key, timeout=timeout)
     return ImapSettings(
         host=mailbox.imap_host,
         port=mailbox.imap_port,
@@ -471,6 +512,55 @@ async def imap_settings(
         batch_size=batch_size,
         ssl_context=ssl_context,
     )
+
+
+async def smtp_settings(
+    session: AsyncSession,
+    mailbox: Mailbox,
+    *,
+    secret_key: str,
+    timeout: float,  # noqa: ASYNC109 - for each connection and request, not for this call
+    ssl_context: ssl.SSLContext | None = None,
+) -> SmtpSettings:
+    """How to send through the mailbox's SMTP server, credentials decrypted: `smtp_username`
+    (else `username`) with `smtp_password` (else the mailbox's password or OAuth access
+    token). A missing or expiring access token is refreshed and stored as for
+    :func:`imap_settings`, with the same need for a transaction of its own. Raises
+    ``SmtpFailure`` (not permanent: fixing the settings helps) when the mailbox has no SMTP
+    server or no usable credentials."""
+    if mailbox.smtp_host is None or mailbox.smtp_port is None:
+        raise SmtpFailure(
+            f"Mailbox {mailbox.name!r} has no SMTP server to send through: PATCH "
+            f"/api/v1/mailboxes/{mailbox.id} with `smtp_host` and `smtp_port`.",
+            permanent=False,
+        )
+    try:
+        password, token = await _credentials(
+            session,
+            mailbox,
+            secret_key=secret_key,
+            timeout=timeout,
+            own_password=mailbox.smtp_password_encrypted,
+        )
+    except ImapAuthError as exc:
+        raise SmtpFailure(str(exc), permanent=False) from exc
+    return SmtpSettings(
+        host=mailbox.smtp_host,
+        port=mailbox.smtp_port,
+        security=mailbox.smtp_security,
+        username=mailbox.smtp_username or mailbox.username,
+        password=password,
+        oauth_token=token,
+        timeout=timeout,
+        ssl_context=ssl_context,
+    )
+
+
+def sender_address(mailbox: Mailbox) -> tuple[str | None, str]:
+    """Who mail from the mailbox is from: ``(display name, address)``, the address being
+    `from_address`, else the first of `addresses`, else the login `username`."""
+    address = mailbox.from_address or next(iter(mailbox.addresses), mailbox.username)
+    return mailbox.from_name, address
 
 
 def _failure(exc: ImapError, mailbox: Mailbox, *, folder: str | None) -> MailboxTestFailed:
@@ -502,10 +592,28 @@ def _failure(exc: ImapError, mailbox: Mailbox, *, folder: str | None) -> Mailbox
     else:
         kind = ImapErrorType.folder
         fields = "`folders`; case and separators matter"
+    return MailboxTestFailed(error=_explained(exc, fields), error_type=kind)
+
+
+def _explained(exc: Exception, fields: str | None) -> str:
+    """A client's explanation as a sentence, followed by the mailbox fields concerned."""
     said = str(exc).rstrip(".")
-    return MailboxTestFailed(
-        error=f"{said[:1].upper()}{said[1:]} (mailbox fields: {fields}).", error_type=kind
-    )
+    return f"{said[:1].upper()}{said[1:]}" + (f" (mailbox fields: {fields})." if fields else ".")
+
+
+def _smtp_failure(exc: SmtpFailure) -> SmtpCheck:
+    """The test's answer to a failed SMTP login, with the mailbox fields concerned."""
+    if isinstance(exc.__cause__, aiosmtplib.SMTPAuthenticationError):
+        fields: str | None = (
+            "`smtp_username`, `smtp_password`; when they are null, `username` and the "
+            "mailbox's password or OAuth token are used"
+        )
+    elif exc.code is None:
+        # No answer from a server: not reached, or not over the expected TLS.
+        fields = "`smtp_host`, `smtp_port`, `smtp_security`: 587 is usually `starttls`, 465 `tls`"
+    else:
+        fields = None
+    return SmtpCheck(ok=False, error=_explained(exc, fields))
 
 
 async def check_connection(
@@ -515,11 +623,56 @@ async def check_connection(
     *,
     secret_key: str,
     timeout: float,  # noqa: ASYNC109 - for each connection and request, not for this call
+    smtp_timeout: float,
     ssl_context: ssl.SSLContext | None = None,
 ) -> MailboxTestPassed | MailboxTestFailed:
-    """Connect with the stored credentials, log in and open every folder read; the result
-    says what failed and what to do about it."""
+    """Connect with the stored credentials, log in and open every folder read, and log in to
+    the SMTP server when there is one; the result says what failed and what to do about it."""
     mailbox = await _require_mailbox(session, actor, mailbox_id)
+    result = await _check_imap(
+        session, mailbox, secret_key=secret_key, timeout=timeout, ssl_context=ssl_context
+    )
+    if mailbox.smtp_host is not None:
+        result.smtp = await _check_smtp(
+            session,
+            mailbox,
+            secret_key=secret_key,
+            timeout=smtp_timeout,
+            ssl_context=ssl_context,
+        )
+    return result
+
+
+async def _check_smtp(
+    session: AsyncSession,
+    mailbox: Mailbox,
+    *,
+    secret_key: str,
+    timeout: float,  # noqa: ASYNC109 - for each connection and request, not for this call
+    ssl_context: ssl.SSLContext | None,
+) -> SmtpCheck:
+    try:
+        settings = await smtp_settings(
+            session, mailbox, secret_key=secret_key, timeout=timeout, ssl_context=ssl_context
+        )
+    except SmtpFailure as exc:
+        # No usable credentials: the message says which and what to do.
+        return SmtpCheck(ok=False, error=exc.reason)
+    try:
+        await check_login(settings)
+    except SmtpFailure as exc:
+        return _smtp_failure(exc)
+    return SmtpCheck(ok=True)
+
+
+async def _check_imap(
+    session: AsyncSession,
+    mailbox: Mailbox,
+    *,
+    secret_key: str,
+    timeout: float,  # noqa: ASYNC109 - for each connection and request, not for this call
+    ssl_context: ssl.SSLContext | None,
+) -> MailboxTestPassed | MailboxTestFailed:
     try:
         settings = await imap_settings(
             session,

@@ -18,6 +18,7 @@ from app.auth.schemas import system_principal
 from app.mailboxes import service
 from app.mailboxes.models import Mailbox
 from app.mailboxes.schemas import MailboxCreate
+from app.templates.models import Template
 from tests.mailserver import Dovecot
 
 SECRET_KEY = "mailbox-tests-secret-key-0123456789-abcdefghij"
@@ -45,6 +46,14 @@ def make_mailbox(session: AsyncSession) -> MakeMailbox:
         return view.mailbox
 
     return make
+
+
+async def add_template(session: AsyncSession, name: str = "Kvittering") -> int:
+    """Insert a template directly (the template API is not what these tests are about)."""
+    template = Template(name=name, body="Tak for din henvendelse.")
+    session.add(template)
+    await session.flush()
+    return template.id
 
 
 @dataclass

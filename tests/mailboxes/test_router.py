@@ -13,8 +13,10 @@ from app.core import crypto
 from app.core.config import Settings
 from app.mailboxes import service
 from app.mailboxes.models import Mailbox
+from app.templates.models import Template
 from tests.conftest import Caller, MakeAgent
 from tests.helpers import audit_events
+from tests.mailboxes.conftest import add_template
 
 URL = "/api/v1/mailboxes"
 
@@ -554,3 +556,196 @@ async def test_only_admins(
     after = await client.get(f"{URL}/{mailbox['id']}", headers=admin.headers)
     assert after.json()["version"] == 1
     assert after.json()["has_oauth_access_token"] is False
+
+
+SMTP_PASSWORD = "smtp-Kodeord-Ø-8"
+
+
+async def test_sending_settings(
+    client: httpx.AsyncClient, session: AsyncSession, admin: Caller, settings: Settings
+) -> None:
+    template_id = await add_template(session)
+    receive_only = await _create(client, admin, name="Kun modtager")
+    assert {key: receive_only[key] for key in SENDING_FIELDS} == {
+        "smtp_host": None,
+        "smtp_port": None,
+        "smtp_security": "starttls",
+        "smtp_username": None,
+        "has_smtp_password": False,
+        "from_name": None,
+        "from_address": None,
+        "acknowledge": True,
+        "acknowledgement_template_id": None,
+    }
+
+    created = await _create(
+        client,
+        admin,
+        smtp_host="SMTP.Example.TEST.",
+        smtp_port=465,
+        smtp_security="tls",
+        smtp_username="afsender@example.test",
+        smtp_password=SMTP_PASSWORD,
+        from_name="  Kundeservice Århus ",
+        from_address="Svar@Example.TEST",
+        acknowledge=False,
+        acknowledgement_template_id=template_id,
+    )
+    assert {key: created[key] for key in SENDING_FIELDS} == {
+        "smtp_host": "smtp.example.test",
+        "smtp_port": 465,
+        "smtp_security": "tls",
+        "smtp_username": "afsender@example.test",
+        "has_smtp_password": True,
+        "from_name": "Kundeservice Århus",
+        "from_address": "svar@example.test",
+        "acknowledge": False,
+        "acknowledgement_template_id": template_id,
+    }
+    url = f"{URL}/{created['id']}"
+    fetched = await client.get(url, headers=admin.headers)
+    assert fetched.json() == created
+    _assert_no_secret(fetched.text + json.dumps(created), SMTP_PASSWORD)
+
+    stored = await session.scalar(
+        select(Mailbox).where(Mailbox.id == created["id"]).execution_options(populate_existing=True)
+    )
+    assert stored is not None
+    assert stored.smtp_password_encrypted is not None
+    assert SMTP_PASSWORD not in stored.smtp_password_encrypted
+    key = settings.resolved_secret_key()
+    assert crypto.decrypt(key, stored.smtp_password_encrypted) == SMTP_PASSWORD
+
+    # Sending stops: the password is removed, the host cleared; the rest stays as it was.
+    changed = await client.patch(
+        url,
+        headers={**admin.headers, "If-Match": '"1"'},
+        json={"smtp_host": None, "smtp_password": None, "acknowledge": True, "from_name": None},
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["smtp_host"], body["has_smtp_password"], body["acknowledge"]) == (
+        None,
+        False,
+        True,
+    )
+    assert (body["from_name"], body["smtp_port"], body["smtp_security"]) == (None, 465, "tls")
+    assert body["version"] == 2
+
+    events = await audit_events(client, admin, entity_type="mailbox", entity_id=str(created["id"]))
+    assert [e["action"] for e in events] == ["mailbox.updated", "mailbox.created"]
+    assert events[1]["after"]["has_smtp_password"] is True
+    assert events[0]["before"]["smtp_host"] == "smtp.example.test"
+    assert events[0]["after"]["smtp_host"] is None
+    assert events[0]["after"]["secrets_changed"] == ["smtp_password"]
+    _assert_no_secret(json.dumps(events, ensure_ascii=False), SMTP_PASSWORD)
+
+
+SENDING_FIELDS = (
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_username",
+    "has_smtp_password",
+    "from_name",
+    "from_address",
+    "acknowledge",
+    "acknowledgement_template_id",
+)
+
+
+async def test_invalid_sending_settings_point_at_the_field(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    async def post(**fields: Any) -> list[str]:
+        return _pointers(await client.post(URL, headers=admin.headers, json=_body(**fields)))
+
+    smtp = {"smtp_host": "smtp.example.test", "smtp_port": 587}
+    assert await post(smtp_host="smtp://smtp.example.test") == ["/body/smtp_host"]
+    assert await post(smtp_host="smtp.example.test", smtp_port=0) == ["/body/smtp_port"]
+    assert await post(smtp_host="smtp.example.test", smtp_port=65536) == ["/body/smtp_port"]
+    assert await post(**smtp, smtp_security="ssl") == ["/body/smtp_security"]
+    assert await post(**smtp, smtp_username="") == ["/body/smtp_username"]
+    assert await post(**smtp, smtp_password="") == ["/body/smtp_password"]
+    assert await post(from_address="ikke en adresse") == ["/body/from_address"]
+    assert await post(from_name="Støtte\r\nBcc: alle@example.test") == ["/body/from_name"]
+    assert await post(from_name=" ") == ["/body/from_name"]
+    assert await post(acknowledge=None) == ["/body/acknowledge"]
+
+    no_port = await client.post(URL, headers=admin.headers, json=_body(smtp_host="smtp.x.test"))
+    assert _pointers(no_port) == ["/body/smtp_port"]
+    assert "587" in no_port.json()["detail"]
+
+    no_tls = await client.post(URL, headers=admin.headers, json=_body(**smtp, smtp_security="none"))
+    assert _pointers(no_tls) == ["/body/smtp_security"]
+    assert "plain text" in no_tls.json()["detail"]
+    assert "465" in no_tls.json()["detail"]
+
+    missing_template = await client.post(
+        URL, headers=admin.headers, json=_body(acknowledgement_template_id=0)
+    )
+    assert _pointers(missing_template) == ["/body/acknowledgement_template_id"]
+    assert "Template 0" in missing_template.json()["detail"]
+    assert (await client.get(URL, headers=admin.headers)).json()["items"] == []
+
+    # A relay on this machine may go without TLS.
+    local = await _create(client, admin, smtp_host="127.0.0.1", smtp_port=25, smtp_security="none")
+    assert (local["smtp_host"], local["smtp_security"]) == ("127.0.0.1", "none")
+
+
+async def test_patch_sending_settings(
+    client: httpx.AsyncClient, session: AsyncSession, admin: Caller
+) -> None:
+    mailbox = await _create(client, admin)
+    url = f"{URL}/{mailbox['id']}"
+    for field in ("smtp_security", "acknowledge"):
+        response = await client.patch(url, headers=admin.headers, json={field: None})
+        assert _pointers(response) == [f"/body/{field}"], field
+    # The port is needed once there is a host, and plain text only on this machine.
+    assert _pointers(
+        await client.patch(url, headers=admin.headers, json={"smtp_host": "smtp.example.test"})
+    ) == ["/body/smtp_port"]
+    assert _pointers(
+        await client.patch(
+            url,
+            headers=admin.headers,
+            json={"smtp_host": "smtp.example.test", "smtp_port": 25, "smtp_security": "none"},
+        )
+    ) == ["/body/smtp_security"]
+    assert _pointers(
+        await client.patch(url, headers=admin.headers, json={"acknowledgement_template_id": 0})
+    ) == ["/body/acknowledgement_template_id"]
+    assert (await client.get(url, headers=admin.headers)).json()["version"] == 1
+
+    template_id = await add_template(session)
+    updated = await client.patch(
+        url,
+        headers=admin.headers,
+        json={
+            "smtp_host": "smtp.example.test",
+            "smtp_port": 587,
+            "from_address": "svar@example.test",
+            "acknowledgement_template_id": template_id,
+        },
+    )
+    assert updated.status_code == 200, updated.text
+    body = updated.json()
+    assert (body["smtp_host"], body["smtp_port"], body["smtp_security"]) == (
+        "smtp.example.test",
+        587,
+        "starttls",
+    )
+    assert (body["from_address"], body["acknowledgement_template_id"]) == (
+        "svar@example.test",
+        template_id,
+    )
+    # Once the port is stored, changing the host alone is fine.
+    moved = await client.patch(url, headers=admin.headers, json={"smtp_host": "smtp2.example.test"})
+    assert moved.json()["smtp_port"] == 587
+
+    # A deleted template leaves the mailbox without one.
+    template = await session.get(Template, template_id)
+    await session.delete(template)
+    await session.flush()
+    after = (await client.get(url, headers=admin.headers)).json()
+    assert after["acknowledgement_template_id"] is None

@@ -1,4 +1,5 @@
-"""What the ingestion loop calls: credentials, OAuth refresh, status and folder state."""
+"""What the ingestion loop and the sender call: credentials, OAuth refresh, status, folder
+state and the sender address."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import ssl
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.schemas import system_principal
 from app.core import crypto
 from app.core.clock import utcnow
 from app.ingest.imap import ImapAuthError
 from app.mailboxes import service
-from app.mailboxes.models import ImapSecurity, Mailbox, MailboxState, MailboxStatus
+from app.mailboxes.models import ImapSecurity, Mailbox, MailboxState, MailboxStatus, SmtpSecurity
+from app.mailboxes.schemas import MailboxUpdate
+from app.outbound.smtp import SmtpFailure
 from tests.mailboxes.conftest import SECRET_KEY, MakeMailbox, TokenEndpoint
 from tests.mailserver import free_port
 
@@ -298,3 +303,124 @@ async def test_lookups(session: AsyncSession, make_mailbox: MakeMailbox) -> None
     assert found_inactive.id == inactive.id
     assert await service.mailbox_for_address(session, "ukendt@example.dk") is None
     assert await service.mailbox_for_address(session, "ikke en adresse") is None
+
+
+SMTP = {"smtp_host": "smtp.example.test", "smtp_port": 587}
+
+
+async def test_smtp_settings_use_the_imap_login_unless_given_their_own(
+    session: AsyncSession, make_mailbox: MakeMailbox
+) -> None:
+    context = ssl.create_default_context()
+    shared = await make_mailbox(**SMTP, password="Kodeørd 1")
+    settings = await service.smtp_settings(
+        session, shared, secret_key=SECRET_KEY, timeout=7.5, ssl_context=context
+    )
+    assert (settings.host, settings.port, settings.security) == (
+        "smtp.example.test",
+        587,
+        SmtpSecurity.starttls,
+    )
+    assert (settings.username, settings.password, settings.oauth_token) == (
+        "støtte@example.test",
+        "Kodeørd 1",
+        None,
+    )
+    assert (settings.timeout, settings.ssl_context) == (7.5, context)
+
+    own = await make_mailbox(
+        **SMTP,
+        smtp_security="tls",
+        smtp_username="afsender@example.test",
+        smtp_password="smtp-kodeørd",
+    )
+    settings = await service.smtp_settings(session, own, secret_key=SECRET_KEY, timeout=5)
+    assert (settings.security, settings.username, settings.password) == (
+        SmtpSecurity.tls,
+        "afsender@example.test",
+        "smtp-kodeørd",
+    )
+
+    # An own password alone goes with the IMAP login (an app password for sending, say).
+    app_password = await make_mailbox(**SMTP, smtp_password="app-kodeord")
+    settings = await service.smtp_settings(session, app_password, secret_key=SECRET_KEY, timeout=5)
+    assert (settings.username, settings.password) == ("støtte@example.test", "app-kodeord")
+
+
+async def test_smtp_shares_the_refreshed_oauth_token_with_imap(
+    session: AsyncSession, make_mailbox: MakeMailbox, token_endpoint: TokenEndpoint
+) -> None:
+    mailbox = await make_mailbox(
+        **OAUTH,
+        **SMTP,
+        oauth_token_url=token_endpoint.url,
+        oauth_access_token="udløbet-adgang",
+        oauth_access_token_expires_at=utcnow() - timedelta(minutes=5),
+    )
+    session.expunge(mailbox)
+    token_endpoint.answer = {"access_token": "ny-adgang", "expires_in": 3600}
+
+    settings = await service.smtp_settings(session, mailbox, secret_key=SECRET_KEY, timeout=5)
+    assert (settings.username, settings.oauth_token, settings.password) == (
+        "støtte@example.test",
+        "ny-adgang",
+        None,
+    )
+    stored = await _stored(session, mailbox.id)
+    assert stored.oauth_access_token_encrypted is not None
+    assert crypto.decrypt(SECRET_KEY, stored.oauth_access_token_encrypted) == "ny-adgang"
+    # Reading the mailbox uses the same token: no second refresh.
+    imap = await service.imap_settings(
+        session, mailbox, secret_key=SECRET_KEY, timeout=5, batch_size=10
+    )
+    assert imap.oauth_token == "ny-adgang"
+    assert len(token_endpoint.requests) == 1
+
+    # With a password of its own, SMTP logs in with that instead of the token.
+    await service.update_mailbox(
+        session,
+        system_principal("test"),
+        mailbox.id,
+        MailboxUpdate(smtp_password=SecretStr("smtp-kodeord")),
+        None,
+        secret_key=SECRET_KEY,
+    )
+    own = await service.smtp_settings(
+        session, await _stored(session, mailbox.id), secret_key=SECRET_KEY, timeout=5
+    )
+    assert (own.password, own.oauth_token) == ("smtp-kodeord", None)
+
+
+async def test_smtp_settings_say_what_is_missing(
+    session: AsyncSession, make_mailbox: MakeMailbox
+) -> None:
+    receive_only = await make_mailbox(name="Kun modtager")
+    with pytest.raises(SmtpFailure) as raised:
+        await service.smtp_settings(session, receive_only, secret_key=SECRET_KEY, timeout=5)
+    assert raised.value.permanent is False
+    assert "'Kun modtager' has no SMTP server" in raised.value.reason
+    assert f"PATCH /api/v1/mailboxes/{receive_only.id} with `smtp_host`" in raised.value.reason
+
+    no_token = await make_mailbox(**SMTP, auth_method="xoauth2")
+    with pytest.raises(SmtpFailure, match="has no OAuth access token") as raised:
+        await service.smtp_settings(session, no_token, secret_key=SECRET_KEY, timeout=5)
+    assert raised.value.permanent is False
+    assert f"/api/v1/mailboxes/{no_token.id}/oauth-token" in raised.value.reason
+
+    for fields in ({}, {"smtp_password": "smtp-kodeord"}):
+        mailbox = await make_mailbox(**SMTP, **fields)
+        with pytest.raises(SmtpFailure, match="TICKETRY_SECRET_KEY has changed"):
+            await service.smtp_settings(session, mailbox, secret_key=SECRET_KEY + "-ny", timeout=5)
+
+
+async def test_sender_address(make_mailbox: MakeMailbox) -> None:
+    own = await make_mailbox(
+        from_name="Kundeservice Århus",
+        from_address="Svar@Example.TEST",
+        addresses=["kundeservice@example.test"],
+    )
+    assert service.sender_address(own) == ("Kundeservice Århus", "svar@example.test")
+    first_address = await make_mailbox(addresses=["hjælp@example.test", "støtte@example.test"])
+    assert service.sender_address(first_address) == (None, "hjælp@example.test")
+    login = await make_mailbox(username="support@example.test")
+    assert service.sender_address(login) == (None, "support@example.test")
