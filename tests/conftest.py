@@ -10,7 +10,7 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from app.db.embedded import start_embedded_postgres
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine
 from app.main import create_app
+from tests.mailserver import DOVECOT, Dovecot, MailUser
 from tests.smtpserver import SmtpSink
 
 TEST_PASSWORD = "correct horse battery staple"
@@ -230,3 +231,24 @@ async def smtp_sink() -> AsyncIterator[SmtpSink]:
         yield sink
     finally:
         await sink.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    """Dovecot on loopback ports for the whole run; stopped and removed afterwards, also when
+    tests fail."""
+    if not Path(DOVECOT).exists():
+        message = "Dovecot is not installed: apt-get install dovecot-imapd"
+        # CI installs it (.ci/run), so missing there is a broken set-up, not a reason to skip.
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with Dovecot() as server:
+        yield server
+
+
+@pytest.fixture
+def imap_user(dovecot: Dovecot) -> MailUser:
+    """A user of its own, so tests never see each other's mail; the password is not ASCII."""
+    token = uuid.uuid4().hex[:12]
+    return dovecot.add_user(f"support-{token}@example.test", f"blåbær-{token}")
