@@ -15,6 +15,7 @@ from app.organisations.router import router as organisations
 from app.queues.router import router as queues
 from app.tags.router import router as tags
 from app.teams.router import router as teams
+from app.templates.router import router as templates
 from app.tickets.router import customer_history_router
 from app.tickets.router import router as tickets
 
@@ -30,6 +31,7 @@ for domain_router in (
     agents,
     teams,
     tags,
+    templates,
     mailboxes,
     ingest,
     audit,

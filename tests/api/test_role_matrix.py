@@ -89,6 +89,14 @@ CASES = [
     Case("GET", "/tags", "agent"),
     Case("DELETE", "/tags/{tag}", "supervisor"),
     Case("POST", "/tags/{tag}/rename", "supervisor", {"new_name": "omdøbt"}),
+    Case("GET", "/templates", "external"),
+    Case("POST", "/templates", "supervisor", {"name": "Påmindelse", "body": "Hej igen"}),
+    Case("GET", "/templates/suggestions?ticket_id={ticket}", "external"),
+    Case("GET", "/templates/{template}", "external"),
+    Case("PATCH", "/templates/{template}", "supervisor", {"category": "Hilsner"}),
+    Case("DELETE", "/templates/{template}", "supervisor"),
+    Case("GET", "/templates/{template}/versions", "external"),
+    Case("POST", "/templates/{template}/render?ticket_id={ticket}", "external"),
     Case("GET", "/audit-events", "admin"),
     Case("GET", "/tickets/{ticket}/links", "external"),
     Case("GET", "/ingest/quarantine", "supervisor"),
@@ -142,6 +150,10 @@ async def _build_world(
             "message": {"body_text": "Hei", "attachments": [upload]},
         },
     )
+    template = await post(
+        "/templates",
+        {"name": "Velkomst", "queue_ids": [queue["id"]], "body": "Hei {{ customer.first_name }}"},
+    )
     messages = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin.headers)
     return {
         "queue": queue["id"],
@@ -155,6 +167,7 @@ async def _build_world(
         "ticket": ticket["id"],
         "attachment": messages.json()["items"][0]["attachments"][0]["id"],
         "tag": "nordlys",
+        "template": template["id"],
     }
 
 
