@@ -9,6 +9,7 @@ the output is streamed and cut off at a size limit, so no template can take the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -211,7 +212,8 @@ def _join(eval_ctx: EvalContext, values: Iterable[Any], separator: str = "") -> 
         sum(len(soft_str(item)) for item in items) + len(separator) * max(len(items) - 1, 0),
         "joining",
     )
-    return str(FILTERS["join"](eval_ctx, items, separator))
+    joined: str = FILTERS["join"](eval_ctx, items, separator)  # Markup stays Markup
+    return joined
 
 
 @pass_eval_context
@@ -223,7 +225,8 @@ def _replace(
     if count is not None and count >= 0:
         found = min(found, count)
     _check_size(len(text) + found * max(len(new) - len(old), 0), "`replace`")
-    return str(FILTERS["replace"](eval_ctx, value, old, new, count))
+    replaced: str = FILTERS["replace"](eval_ctx, value, old, new, count)
+    return replaced
 
 
 def _date(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -355,14 +358,26 @@ def _compiled(source: str, html: bool) -> CompiledTemplate:
     return environment.from_string(tree)
 
 
+@contextmanager
+def _nesting_limit() -> Iterator[None]:
+    """Python's own limits (recursion, nested blocks) met by a deeply nested template."""
+    try:
+        yield
+    except (RecursionError, SyntaxError) as exc:
+        raise TemplateSyntaxError("the template nests too deeply", 0) from exc
+
+
 def check_source(source: str, *, html: bool, field: str) -> None:
     """Refuse, as a problem pointing at ``field``, a template that cannot render: bad syntax,
     unknown placeholders or fields, unknown filters, constructs templates may not use."""
     try:
-        _check_placeholders(_parse(source, _HTML if html else _TEXT))
-        _compiled(source, html)
+        with _nesting_limit():
+            _check_placeholders(_parse(source, _HTML if html else _TEXT))
+            _compiled(source, html)
     except TemplateSyntaxError as exc:
-        raise Invalid(f"Line {exc.lineno}: {str(exc.message).rstrip('.')}.", field=field) from exc
+        reason = str(exc.message).rstrip(".")
+        detail = f"Line {exc.lineno}: {reason}" if exc.lineno else reason.capitalize()
+        raise Invalid(f"{detail}.", field=field) from exc
 
 
 def _template_line(traceback: TracebackType | None) -> int | None:
@@ -379,11 +394,20 @@ def _render(source: str, html: bool, variables: Mapping[str, Any], part: str) ->
     chunks: list[str] = []
     size = 0
     try:
-        for chunk in _compiled(source, html).generate(variables):
+        with _nesting_limit():
+            template = _compiled(source, html)
+        for chunk in template.generate(variables):
             size += len(chunk)
             _check_size(size, f"the {part}")
             chunks.append(chunk)
-    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+    except (
+        TemplateError,
+        ArithmeticError,
+        AttributeError,
+        TypeError,
+        ValueError,
+        LookupError,
+    ) as exc:
         # Raised by the template's own expressions: its author's mistake, not ours.
         line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
         line = line or _template_line(exc.__traceback__)
