@@ -61,6 +61,16 @@ async def email_owners(session: AsyncSession, emails: Iterable[str]) -> dict[str
     return {email: owner for email, owner in await session.execute(statement)}
 
 
+async def blocked_emails(session: AsyncSession, emails: Iterable[str]) -> frozenset[str]:
+    """Those of the addresses that belong to a blocked customer."""
+    statement = (
+        select(CustomerEmail.email)
+        .join(Customer)
+        .where(CustomerEmail.email.in_(list(emails)), Customer.blocked)
+    )
+    return frozenset(await session.scalars(statement))
+
+
 async def id_by_customer_number(session: AsyncSession, customer_number: str) -> int | None:
     return await session.scalar(
         select(Customer.id).where(Customer.customer_number == customer_number)

@@ -56,8 +56,15 @@ class CustomerUpdate(BaseModel):
     organisation_id: int | None = None
     language: LanguageTag | None = None
     attributes: dict[str, Any] | None = Field(default=None, description="Replaces the object.")
+    blocked: bool | None = Field(
+        default=None,
+        description="No mail is sent to a blocked customer's addresses (spam, abuse). Changing "
+        "it needs the supervisor role or higher.",
+    )
 
-    _present_fields_not_null = field_validator("emails", "external_ids", "attributes")(reject_null)
+    _present_fields_not_null = field_validator("emails", "external_ids", "attributes", "blocked")(
+        reject_null
+    )
 
 
 class CustomerRead(BaseModel):
@@ -72,6 +79,7 @@ class CustomerRead(BaseModel):
     organisation_id: int | None
     language: str | None
     attributes: dict[str, Any]
+    blocked: bool = Field(description="No mail is sent to the customer's addresses.")
     created_at: datetime
     updated_at: datetime
     version: int

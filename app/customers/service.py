@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
@@ -186,6 +188,8 @@ async def update_customer(
     check_version(customer.version, expected_version)
     before = _snapshot(customer)
     values = changes.model_dump(exclude_unset=True)
+    if values.get("blocked", customer.blocked) != customer.blocked:
+        actor.require(AgentRole.supervisor)
     emails = values.pop("emails", None)
     external_ids = values.pop("external_ids", None)
     if values.get("customer_number") is not None:
@@ -285,6 +289,12 @@ async def release_organisation(session: AsyncSession, organisation_id: int) -> l
 
 async def primary_email(session: AsyncSession, customer_id: int) -> str | None:
     return await repository.primary_email(session, customer_id)
+
+
+async def blocked_among(session: AsyncSession, addresses: Iterable[str]) -> frozenset[str]:
+    """Those of the addresses (lower-cased) that belong to a blocked customer: no mail may go
+    to them (no permission check: for sending)."""
+    return await repository.blocked_emails(session, {address.lower() for address in addresses})
 
 
 async def customer_id_for_email(session: AsyncSession, email: str) -> int | None:

@@ -38,6 +38,15 @@ RequiredSkills = Annotated[
     dict[SkillName, SkillLevel],
     Field(description="Skill name to the level 1-5 an agent needs.", examples=[{"billing": 3}]),
 ]
+_MAILBOX = (
+    "The mailbox this queue's tickets are answered from when they did not come by mail; null: "
+    "none of its own."
+)
+_ACKNOWLEDGE = (
+    "Answer each new ticket of this queue with an acknowledgement; null: as the mailbox it came "
+    "through says (tickets that did not come by mail get none)."
+)
+_ACKNOWLEDGEMENT_TEMPLATE = "The template of the acknowledgement; null: the mailbox's."
 
 
 class QueueCreate(BaseModel):
@@ -49,6 +58,11 @@ class QueueCreate(BaseModel):
     default_priority: TicketPriority = TicketPriority.normal
     required_skills: RequiredSkills = Field(default_factory=dict)
     team_id: int | None = None
+    mailbox_id: int | None = Field(default=None, description=_MAILBOX)
+    acknowledge: bool | None = Field(default=None, description=_ACKNOWLEDGE)
+    acknowledgement_template_id: int | None = Field(
+        default=None, description=_ACKNOWLEDGEMENT_TEMPLATE
+    )
 
 
 class QueueUpdate(BaseModel):
@@ -60,6 +74,11 @@ class QueueUpdate(BaseModel):
     default_priority: TicketPriority | None = None
     required_skills: RequiredSkills | None = Field(default=None, description="Replaces them.")
     team_id: int | None = Field(default=None, description="null detaches the queue from its team.")
+    mailbox_id: int | None = Field(default=None, description=_MAILBOX)
+    acknowledge: bool | None = Field(default=None, description=_ACKNOWLEDGE)
+    acknowledgement_template_id: int | None = Field(
+        default=None, description=_ACKNOWLEDGEMENT_TEMPLATE
+    )
 
     _not_null = field_validator("name", "inbound_addresses", "default_priority", "required_skills")(
         reject_null
@@ -76,6 +95,9 @@ class QueueRead(BaseModel):
     default_priority: TicketPriority
     required_skills: dict[str, int]
     team_id: int | None
+    mailbox_id: int | None
+    acknowledge: bool | None
+    acknowledgement_template_id: int | None
     created_at: datetime
     updated_at: datetime
     version: int

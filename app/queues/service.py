@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +12,7 @@ from app.auth.schemas import Principal
 from app.core.errors import Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.core.uniqueness import check_addresses_free, check_free
+from app.mailboxes import service as mailboxes
 from app.queues import repository
 from app.queues.models import Queue
 from app.queues.schemas import QueueCreate, QueueRead, QueueUpdate
@@ -69,17 +71,26 @@ async def _check_addresses_free(
     )
 
 
-async def _check_team_exists(session: AsyncSession, team_id: int | None) -> None:
+async def _check_references(session: AsyncSession, values: dict[str, Any]) -> None:
+    """The team, mailbox and acknowledgement template named must exist."""
+    team_id = values.get("team_id")
     if team_id is not None and await teams.find_team(session, team_id) is None:
         raise Invalid(f"Team {team_id} does not exist.", field="body.team_id")
+    mailbox_id = values.get("mailbox_id")
+    if mailbox_id is not None and await mailboxes.get(session, mailbox_id) is None:
+        raise Invalid(f"Mailbox {mailbox_id} does not exist.", field="body.mailbox_id")
+    await mailboxes.check_acknowledgement_template(
+        session, values.get("acknowledgement_template_id")
+    )
 
 
 async def create_queue(session: AsyncSession, actor: Principal, data: QueueCreate) -> Queue:
     actor.require(AgentRole.admin)
     await _check_name_free(session, data.name, None)
     await _check_addresses_free(session, data.inbound_addresses, None)
-    await _check_team_exists(session, data.team_id)
-    queue = Queue(**data.model_dump())
+    values = data.model_dump()
+    await _check_references(session, values)
+    queue = Queue(**values)
     session.add(queue)
     await session.flush()
     await audit.record(session, actor, "queue.created", ENTITY, queue.id, after=_snapshot(queue))
@@ -101,8 +112,7 @@ async def update_queue(
         await _check_name_free(session, values["name"], queue.id)
     if "inbound_addresses" in values:
         await _check_addresses_free(session, values["inbound_addresses"], queue.id)
-    if "team_id" in values:
-        await _check_team_exists(session, values["team_id"])
+    await _check_references(session, values)
     before = _snapshot(queue)
     for field, value in values.items():
         setattr(queue, field, value)

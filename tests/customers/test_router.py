@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.customers.models import Customer
 from app.organisations.models import Organisation
 from tests.conftest import Caller, MakeAgent
 from tests.helpers import add_ticket, audit_events
@@ -445,3 +446,53 @@ async def test_changes_are_audited(
     # No personal data: the audit log outlives the customer and cannot be erased.
     assert deleted["before"] == {"id": body["id"], "ticket_count": 0}
     assert deleted["after"] is None
+
+
+async def test_blocking_a_customer_needs_a_supervisor(
+    client: httpx.AsyncClient, make_agent: MakeAgent, admin: Caller, session: AsyncSession
+) -> None:
+    agent = await make_agent("agent")
+    supervisor = await make_agent("supervisor")
+    body = await _create(client, agent, emails=["spam@example.test"])
+    assert body["blocked"] is False
+    url = f"{URL}/{body['id']}"
+
+    refused = await client.patch(url, headers=agent.headers, json={"blocked": True})
+    assert refused.status_code == 403
+    assert "supervisor" in refused.json()["detail"]
+    # Sending it along unchanged is no change an agent may not make.
+    renamed = await client.patch(
+        url, headers=agent.headers, json={"blocked": False, "name": "Reklame"}
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert (renamed.json()["name"], renamed.json()["blocked"]) == ("Reklame", False)
+    null = await client.patch(url, headers=supervisor.headers, json={"blocked": None})
+    assert null.status_code == 422
+    assert [e["pointer"] for e in null.json()["errors"]] == ["/body/blocked"]
+    on_create = await client.post(
+        URL, headers=supervisor.headers, json={"emails": ["ny@example.test"], "blocked": True}
+    )
+    assert on_create.status_code == 422
+
+    blocked = await client.patch(
+        url, headers={**supervisor.headers, "If-Match": '"2"'}, json={"blocked": True}
+    )
+    assert blocked.status_code == 200, blocked.text
+    assert (blocked.json()["blocked"], blocked.json()["version"]) == (True, 3)
+    # Agents see it, on the customer and in lists.
+    assert (await client.get(url, headers=agent.headers)).json()["blocked"] is True
+    listed = await client.get(URL, headers=agent.headers, params={"email": "spam@example.test"})
+    assert [c["blocked"] for c in listed.json()["items"]] == [True]
+    stored = await session.get(Customer, body["id"], populate_existing=True)
+    assert stored is not None
+    assert stored.blocked is True
+
+    unblocked = await client.patch(url, headers=admin.headers, json={"blocked": False})
+    assert unblocked.json()["blocked"] is False
+
+    events = await audit_events(client, admin, entity_type="customer", action="customer.updated")
+    assert [(e["before"]["blocked"], e["after"]["blocked"]) for e in events[:2]] == [
+        (True, False),
+        (False, True),
+    ]
+    assert (events[0]["actor_agent_id"], events[1]["actor_agent_id"]) == (admin.id, supervisor.id)

@@ -106,3 +106,18 @@ async def test_primary_email_is_the_first_address(session: AsyncSession) -> None
     await service.update_customer(session, ACTOR, customer.id, CustomerUpdate(emails=[]), None)
     assert await service.primary_email(session, customer.id) is None
     assert await service.primary_email(session, 987654321) is None
+
+
+async def test_blocked_among(session: AsyncSession) -> None:
+    blocked = await service.create_customer(
+        session, ACTOR, CustomerCreate(emails=["spam@example.test", "mere-spam@example.test"])
+    )
+    await service.create_customer(session, ACTOR, CustomerCreate(emails=["kunde@example.test"]))
+    await service.update_customer(
+        session, ACTOR, blocked.id, CustomerUpdate(blocked=True), expected_version=None
+    )
+    found = await service.blocked_among(
+        session, ["Spam@Example.TEST", "kunde@example.test", "ukendt@example.test"]
+    )
+    assert found == frozenset({"spam@example.test"})
+    assert await service.blocked_among(session, []) == frozenset()

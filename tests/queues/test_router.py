@@ -10,6 +10,7 @@ from app.agents.models import AgentRole
 from app.tickets.models import Ticket
 from tests.conftest import Caller, MakeAgent
 from tests.helpers import add_ticket, audit_events
+from tests.mailboxes.conftest import add_template
 
 QUEUES = "/api/v1/queues"
 
@@ -82,6 +83,10 @@ async def test_defaults(client: httpx.AsyncClient, admin: Caller) -> None:
     assert queue["default_priority"] == "normal"
     assert queue["required_skills"] == {}
     assert queue["team_id"] is None
+    assert queue["mailbox_id"] is None
+    # Acknowledged as the mailbox a ticket came through says, with its template.
+    assert queue["acknowledge"] is None
+    assert queue["acknowledgement_template_id"] is None
 
 
 async def test_name_clash_is_409(client: httpx.AsyncClient, admin: Caller) -> None:
@@ -371,3 +376,95 @@ async def test_grant_rules(client: httpx.AsyncClient, admin: Caller, make_agent:
         f"{QUEUES}/{queue['id']}", headers=partner.headers, json={"name": "Mit"}
     )
     assert patch.status_code == 403
+
+
+async def _mailbox(client: httpx.AsyncClient, admin: Caller, name: str) -> int:
+    response = await client.post(
+        "/api/v1/mailboxes",
+        headers=admin.headers,
+        json={
+            "name": name,
+            "imap_host": "imap.example.test",
+            "username": "støtte@example.test",
+            "password": "kodeord",
+            "smtp_host": "smtp.example.test",
+            "smtp_port": 587,
+        },
+    )
+    assert response.status_code == 201, response.text
+    mailbox_id: int = response.json()["id"]
+    return mailbox_id
+
+
+async def test_sending_mailbox_and_acknowledgement(
+    client: httpx.AsyncClient, session: AsyncSession, admin: Caller
+) -> None:
+    mailbox_id = await _mailbox(client, admin, "Salg")
+    template_id = await add_template(session)
+    queue = await _create(
+        client,
+        admin,
+        name="Webformular",
+        mailbox_id=mailbox_id,
+        acknowledge=True,
+        acknowledgement_template_id=template_id,
+    )
+    assert (queue["mailbox_id"], queue["acknowledge"], queue["acknowledgement_template_id"]) == (
+        mailbox_id,
+        True,
+        template_id,
+    )
+    url = f"{QUEUES}/{queue['id']}"
+    assert (await client.get(url, headers=admin.headers)).json() == queue
+
+    other_mailbox_id = await _mailbox(client, admin, "Service")
+    changed = await client.patch(
+        url,
+        headers={**admin.headers, "If-Match": '"1"'},
+        json={"mailbox_id": other_mailbox_id, "acknowledge": None},
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["mailbox_id"], body["acknowledge"], body["acknowledgement_template_id"]) == (
+        other_mailbox_id,
+        None,
+        template_id,
+    )
+    events = await audit_events(client, admin, entity_type="queue", action="queue.updated")
+    assert (events[0]["before"]["mailbox_id"], events[0]["after"]["mailbox_id"]) == (
+        mailbox_id,
+        other_mailbox_id,
+    )
+    assert (events[0]["before"]["acknowledge"], events[0]["after"]["acknowledge"]) == (True, None)
+
+    # A deleted mailbox leaves the queue without one.
+    deleted = await client.delete(f"/api/v1/mailboxes/{other_mailbox_id}", headers=admin.headers)
+    assert deleted.status_code == 204
+    assert (await client.get(url, headers=admin.headers)).json()["mailbox_id"] is None
+
+
+async def test_unknown_mailbox_or_template_is_422_at_the_field(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    missing_mailbox = await client.post(
+        QUEUES, headers=admin.headers, json={"name": "X", "mailbox_id": 0}
+    )
+    assert _pointers(missing_mailbox) == ["/body/mailbox_id"]
+    assert "Mailbox 0" in missing_mailbox.json()["detail"]
+    missing_template = await client.post(
+        QUEUES, headers=admin.headers, json={"name": "X", "acknowledgement_template_id": 0}
+    )
+    assert _pointers(missing_template) == ["/body/acknowledgement_template_id"]
+    assert "Template 0" in missing_template.json()["detail"]
+    not_a_flag = await client.post(
+        QUEUES, headers=admin.headers, json={"name": "X", "acknowledge": "maybe"}
+    )
+    assert _pointers(not_a_flag) == ["/body/acknowledge"]
+    assert (await client.get(QUEUES, headers=admin.headers)).json()["items"] == []
+
+    queue = await _create(client, admin, name="Y")
+    url = f"{QUEUES}/{queue['id']}"
+    for field in ("mailbox_id", "acknowledgement_template_id"):
+        response = await client.patch(url, headers=admin.headers, json={field: 0})
+        assert _pointers(response) == [f"/body/{field}"], field
+    assert (await client.get(url, headers=admin.headers)).json()["version"] == 1
