@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import sys
 import time
@@ -23,9 +22,7 @@ from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,6 +33,7 @@ from app.db.session import create_engine, create_sessionmaker
 from app.ingest.models import InboundMail
 from app.ingest.supervisor import IngestSupervisor
 from app.mailboxes.models import ImapSecurity, Mailbox, MailboxAuth
+from bench.common import DEFAULT_SERVER, bench_database
 from tests.mailserver import Dovecot
 
 SECRET = "bench-secret-" + "b" * 40
@@ -52,23 +50,12 @@ def _mail(number: int) -> bytes:
     return mail.as_bytes(policy=SMTP)
 
 
-async def _recreate(server_url: str) -> str:
-    url = make_url(server_url)
-    admin = await asyncpg.connect(
-        user=url.username,
-        password=url.password,
-        host=url.host,
-        port=url.port,
-        database="postgres",
-    )
-    await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    await admin.execute(f"CREATE DATABASE {DATABASE}")
-    await admin.close()
-    return url.set(database=DATABASE).render_as_string(hide_password=False)
-
-
 async def main(count: int, server_url: str) -> dict[str, Any]:
-    url = await _recreate(server_url)
+    async with bench_database(server_url, DATABASE) as url:
+        return await _run(count, url)
+
+
+async def _run(count: int, url: str) -> dict[str, Any]:
     engine = create_engine(url, pool_size=10)
     await upgrade_to_head(engine)
     maker = create_sessionmaker(engine)
@@ -109,12 +96,6 @@ async def main(count: int, server_url: str) -> dict[str, Any]:
         stop.set()
         await task
     await engine.dispose()
-    admin_url = make_url(server_url)
-    admin = await asyncpg.connect(
-        user=admin_url.username, host=admin_url.host, port=admin_url.port, database="postgres"
-    )
-    await admin.execute(f"DROP DATABASE {DATABASE} WITH (FORCE)")
-    await admin.close()
     return {
         "benchmark": "ingest",
         "mails": count,
@@ -130,9 +111,7 @@ if __name__ == "__main__":
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument(
         "--database-url",
-        default=os.environ.get(
-            "TICKETRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=DEFAULT_SERVER,
     )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main(args.mails, async_database_url(args.database_url)))))

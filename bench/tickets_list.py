@@ -12,14 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.auth.schemas import system_principal
 from app.core.config import async_database_url
@@ -28,6 +30,7 @@ from app.db.session import create_engine, create_sessionmaker
 from app.tickets import service
 from app.tickets.models import TicketPriority, TicketStatus
 from app.tickets.schemas import TicketFilters, TicketSort
+from bench.common import DEFAULT_SERVER, bench_database
 
 SEED_SQL = """
 INSERT INTO agents (email, name, role, version)
@@ -55,17 +58,6 @@ ANALYZE;
 """
 
 
-async def _admin_connection(url: str) -> asyncpg.Connection:
-    parsed = make_url(url)
-    return await asyncpg.connect(
-        user=parsed.username,
-        password=parsed.password,
-        host=parsed.host,
-        port=parsed.port,
-        database="postgres",
-    )
-
-
 async def _timed(call: Callable[[], Awaitable[object]], runs: int) -> dict[str, float]:
     samples = []
     for _ in range(runs):
@@ -80,10 +72,11 @@ async def _timed(call: Callable[[], Awaitable[object]], runs: int) -> dict[str, 
 
 
 async def main(tickets: int, server_url: str, runs: int) -> dict[str, Any]:
-    admin = await _admin_connection(server_url)
-    await admin.execute("DROP DATABASE IF EXISTS ticketry_bench WITH (FORCE)")
-    await admin.execute("CREATE DATABASE ticketry_bench")
-    url = make_url(server_url).set(database="ticketry_bench").render_as_string(False)
+    async with bench_database(server_url, "ticketry_bench") as url:
+        return await _run(tickets, url, runs)
+
+
+async def _run(tickets: int, url: str, runs: int) -> dict[str, Any]:
     engine = create_engine(url, pool_size=2)
     await upgrade_to_head(engine)
     seeding = time.perf_counter()
@@ -132,8 +125,6 @@ async def main(tickets: int, server_url: str, runs: int) -> dict[str, Any]:
     }
     results = {name: await _timed(call, runs) for name, call in cases.items()}
     await engine.dispose()
-    await admin.execute("DROP DATABASE ticketry_bench WITH (FORCE)")
-    await admin.close()
     return {
         "benchmark": "tickets_list",
         "tickets": tickets,
@@ -150,9 +141,7 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument(
         "--database-url",
-        default=os.environ.get(
-            "TICKETRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=DEFAULT_SERVER,
     )
     args = parser.parse_args()
     figures = asyncio.run(main(args.tickets, async_database_url(args.database_url), args.runs))

@@ -105,14 +105,15 @@ async def refused_recipients(session: AsyncSession, addresses: list[str]) -> dic
 
 
 async def _check_recipients(session: AsyncSession, data: MessageCreate, to: list[str]) -> None:
-    for field, addresses in (("to", to), ("cc", data.cc), ("bcc", data.bcc)):
-        refused = await refused_recipients(session, addresses)
-        if refused:
-            address, reason = next(iter(refused.items()))
-            raise Invalid(
-                f"Not sent: {address} {reason}. Remove it from the recipients.",
-                field=f"body.{field}",
-            )
+    fields = {"to": to, "cc": data.cc, "bcc": data.bcc}
+    refused = await refused_recipients(session, [a for group in fields.values() for a in group])
+    for field, addresses in fields.items():
+        for address in addresses:
+            if address in refused:
+                raise Invalid(
+                    f"Not sent: {address} {refused[address]}. Remove it from the recipients.",
+                    field=f"body.{field}",
+                )
 
 
 # --- writing replies and acknowledgements ------------------------------------------------------

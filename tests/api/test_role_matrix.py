@@ -127,7 +127,22 @@ async def _build_world(
         result: dict[str, Any] = response.json()
         return result
 
-    queue = await post("/queues", {"name": "Support Norge"})
+    # Replies are mailed: the queue answers from a mailbox that can send.
+    mailbox = await post(
+        "/mailboxes",
+        {
+            "name": "Support Norge",
+            "imap_host": "imap.example.no",
+            "imap_security": "tls",
+            "username": "support@example.no",
+            "auth_method": "password",
+            "password": "hemmelig",
+            "addresses": ["support@example.no"],
+            "smtp_host": "smtp.example.no",
+            "smtp_port": 587,
+        },
+    )
+    queue = await post("/queues", {"name": "Support Norge", "mailbox_id": mailbox["id"]})
     grant = await client.put(
         f"/api/v1/queues/{queue['id']}/grants/{partner_id}", headers=admin.headers
     )

@@ -16,6 +16,7 @@ from app.customers.models import Customer, CustomerEmail
 from app.events.models import Event
 from app.ingest.models import InboundMail
 from app.mailboxes.models import Mailbox
+from app.queues.models import Queue
 from app.tickets.models import Message, ThreadMatch, Ticket
 from tests.conftest import Caller, MakeAgent
 from tests.helpers import build_mail
@@ -330,3 +331,61 @@ async def test_auto_replies_bounces_and_switched_off_mailboxes_get_no_acknowledg
     await mail_ticket(session, outbox, message_id="<person@example.dk>", subject="Hjælp")
     await outbox.worker.send_due()
     assert outbox.sink.received == []
+
+
+async def test_a_reply_straight_from_a_template_is_filled_for_the_ticket(
+    client: httpx.AsyncClient, session: AsyncSession, make_agent: MakeAgent, outbox: Outbox
+) -> None:
+    supervisor = await make_agent("supervisor", name="Åsa Öberg")
+    template = await client.post(
+        "/api/v1/templates",
+        headers=supervisor.headers,
+        json={
+            "name": "Faktura rettet",
+            "body": "Hej {{ customer.first_name }},\n\nsag {{ ticket.reference }} er løst.\n\n"
+            "Mvh {{ agent.name }}",
+        },
+    )
+    assert template.status_code == 201, template.text
+    ticket_id, number = await mail_ticket(session, outbox)
+    sent = await reply(
+        client, supervisor, ticket_id, body_text="", template_id=template.json()["id"]
+    )
+    assert sent["template_id"] == template.json()["id"]
+    assert sent["body_text"] == f"Hej Søren,\n\nsag [#{number}] er løst.\n\nMvh Åsa Öberg"
+    await outbox.worker.send_due()
+    [mail] = replies_to(outbox, CUSTOMER)
+    text = mail.message.get_body(("plain",))
+    assert text is not None
+    assert f"sag [#{number}] er løst" in text.get_content()
+
+
+async def test_a_web_form_ticket_is_acknowledged_when_its_queue_says_so(
+    client: httpx.AsyncClient, session: AsyncSession, make_agent: MakeAgent, outbox: Outbox
+) -> None:
+    agent = await make_agent("agent")
+    queue = await session.get(Queue, outbox.queue_id)
+    assert queue is not None
+
+    async def web_form(email: str) -> None:
+        response = await client.post(
+            "/api/v1/tickets",
+            headers=agent.headers,
+            json={
+                "subject": "Kontaktformular: ændring af adresse",
+                "customer": {"email": email, "name": "Märta"},
+                "message": {"body_text": "Jeg er flyttet."},
+                "channel": "web",
+                "queue_id": outbox.queue_id,
+            },
+        )
+        assert response.status_code == 201, response.text
+
+    await web_form("marta@example.se")
+    queue.acknowledge = True
+    await session.flush()
+    await web_form("marta2@example.se")
+    await outbox.worker.send_due()
+    assert outbox.sink.to("marta@example.se") == []
+    [ack] = outbox.sink.to("marta2@example.se")
+    assert ack.message["Auto-Submitted"] == "auto-replied"

@@ -1,0 +1,34 @@
+"""What the benchmarks share: a database of their own, created fresh and dropped afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+DEFAULT_SERVER = os.environ.get(
+    "TICKETRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+async def _admin(server_url: str) -> asyncpg.Connection:
+    url = make_url(server_url)
+    return await asyncpg.connect(
+        user=url.username, password=url.password, host=url.host, port=url.port, database="postgres"
+    )
+
+
+@contextlib.asynccontextmanager
+async def bench_database(server_url: str, name: str) -> AsyncIterator[str]:
+    """A new, empty database ``name`` on the server (an old one is dropped); its URL."""
+    admin = await _admin(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
