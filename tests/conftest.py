@@ -30,6 +30,7 @@ from app.core.security import hash_api_token, hash_password, new_api_token, toke
 from app.db.embedded import start_embedded_postgres
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine
+from app.mailboxes.models import ImapSecurity, Mailbox, MailboxAuth
 from app.main import create_app
 from tests.mailserver import DOVECOT, Dovecot, MailUser
 from tests.smtpserver import SmtpSink
@@ -252,3 +253,23 @@ def imap_user(dovecot: Dovecot) -> MailUser:
     """A user of its own, so tests never see each other's mail; the password is not ASCII."""
     token = uuid.uuid4().hex[:12]
     return dovecot.add_user(f"support-{token}@example.test", f"blåbær-{token}")
+
+
+@pytest.fixture
+async def sending_mailbox(session: AsyncSession) -> int:
+    """The one mailbox that can send, so replies on any ticket are queued for it (nothing is
+    sent: no worker runs unless a test starts one)."""
+    mailbox = Mailbox(
+        name="Udgående",
+        imap_host="imap.example.test",
+        imap_port=993,
+        imap_security=ImapSecurity.tls,
+        username="support@example.test",
+        auth_method=MailboxAuth.password,
+        addresses=["support@example.test"],
+        smtp_host="smtp.example.test",
+        smtp_port=587,
+    )
+    session.add(mailbox)
+    await session.flush()
+    return mailbox.id

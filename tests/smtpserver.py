@@ -77,7 +77,7 @@ class SmtpSink:
         assert self.login is not None
         if isinstance(auth_data, LoginPassword):
             given = (auth_data.login.decode(), auth_data.password.decode())
-            return AuthResult(success=given == self.login)
+            return AuthResult(success=given == self.login, handled=False)
         return AuthResult(success=False)
 
     async def start(self) -> None:

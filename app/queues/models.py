@@ -39,8 +39,9 @@ class Queue(IdMixin, TimestampMixin, VersionedMixin, Base):
     team_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("teams.id", ondelete="SET NULL"), index=True
     )
+    # use_alter: mailboxes name a default queue too; the cycle is closed after both exist.
     mailbox_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("mailboxes.id", ondelete="SET NULL")
+        BigInteger, ForeignKey("mailboxes.id", ondelete="SET NULL", use_alter=True)
     )
     """The mailbox this queue's tickets are answered from when they did not come by mail."""
     acknowledge: Mapped[bool | None]

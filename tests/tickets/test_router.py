@@ -159,7 +159,7 @@ async def test_update_status_timestamps_and_if_match(
 
 
 async def test_replies_notes_and_customer_messages_move_the_ticket(
-    client: httpx.AsyncClient, admin: Caller
+    client: httpx.AsyncClient, admin: Caller, sending_mailbox: int
 ) -> None:
     ticket = await create_ticket(client, admin)
     url = f"/api/v1/tickets/{ticket['id']}"
@@ -222,7 +222,7 @@ async def test_replies_notes_and_customer_messages_move_the_ticket(
 
 
 async def test_attachments_are_stored_once_and_downloadable(
-    client: httpx.AsyncClient, admin: Caller, session: AsyncSession
+    client: httpx.AsyncClient, admin: Caller, session: AsyncSession, sending_mailbox: int
 ) -> None:
     content = "Kvittering for købet – æøå ÆØÅ".encode()
     upload = {
@@ -350,7 +350,9 @@ async def test_list_paginates_filters_and_sorts(
     assert too_many.status_code == 422
 
 
-async def test_customer_history_in_one_call(client: httpx.AsyncClient, admin: Caller) -> None:
+async def test_customer_history_in_one_call(
+    client: httpx.AsyncClient, admin: Caller, sending_mailbox: int
+) -> None:
     first = await create_ticket(client, admin, subject="Første sag")
     second = await create_ticket(client, admin, subject="Anden sag")
     await client.post(
