@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
 
 import asyncpg
+from sqlalchemy import Select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 DEFAULT_SERVER = os.environ.get(
     "TICKETRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -32,3 +35,14 @@ async def bench_database(server_url: str, name: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def wait_for_count(
+    maker: async_sessionmaker[AsyncSession], statement: Select[tuple[int]], count: int
+) -> None:
+    """Until the count ``statement`` selects reaches ``count``, looking every 0.1 s."""
+    while True:
+        async with maker() as session:
+            if await session.scalar(statement) == count:
+                return
+        await asyncio.sleep(0.1)

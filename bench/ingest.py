@@ -33,7 +33,7 @@ from app.db.session import create_engine, create_sessionmaker
 from app.ingest.models import InboundMail
 from app.ingest.supervisor import IngestSupervisor
 from app.mailboxes.models import ImapSecurity, Mailbox, MailboxAuth
-from bench.common import DEFAULT_SERVER, bench_database
+from bench.common import DEFAULT_SERVER, bench_database, wait_for_count
 from tests.mailserver import Dovecot
 
 SECRET = "bench-secret-" + "b" * 40
@@ -82,16 +82,13 @@ async def _run(count: int, url: str) -> dict[str, Any]:
         stop = asyncio.Event()
         started = time.perf_counter()
         task = asyncio.create_task(supervisor.run(stop))
-        while True:
-            async with maker() as session:
-                done = await session.scalar(
-                    select(func.count())
-                    .select_from(InboundMail)
-                    .where(InboundMail.handled_on_server_at.is_not(None))
-                )
-            if done == count:
-                break
-            await asyncio.sleep(0.2)
+        await wait_for_count(
+            maker,
+            select(func.count())
+            .select_from(InboundMail)
+            .where(InboundMail.handled_on_server_at.is_not(None)),
+            count,
+        )
         seconds = time.perf_counter() - started
         stop.set()
         await task

@@ -41,7 +41,7 @@ from app.outbound.service import OutboundConfig
 from app.outbound.worker import OutboxWorker
 from app.queues.models import Queue
 from app.tickets.schemas import CustomerRef, FirstMessage, MessageCreate, TicketCreate
-from bench.common import DEFAULT_SERVER, bench_database
+from bench.common import DEFAULT_SERVER, bench_database, wait_for_count
 
 DATABASE = "ticketry_bench_outbound"
 CONFIG = OutboundConfig(
@@ -163,16 +163,13 @@ async def _run(replies: int, senders: int, url: str) -> dict[str, Any]:
         stop = asyncio.Event()
         started = time.perf_counter()
         task = asyncio.create_task(worker.run(stop))
-        while True:
-            async with maker() as session:
-                sent = await session.scalar(
-                    select(func.count())
-                    .select_from(OutboundMail)
-                    .where(OutboundMail.status == DeliveryStatus.sent)
-                )
-            if sent == replies:
-                break
-            await asyncio.sleep(0.1)
+        await wait_for_count(
+            maker,
+            select(func.count())
+            .select_from(OutboundMail)
+            .where(OutboundMail.status == DeliveryStatus.sent),
+            replies,
+        )
         send_seconds = time.perf_counter() - started
         stop.set()
         await task

@@ -35,23 +35,28 @@ class Outbox:
 
 
 async def make_mailbox(
-    session: AsyncSession, sink: SmtpSink, secret_key: str, **fields: object
+    session: AsyncSession,
+    sink: SmtpSink,
+    secret_key: str,
+    login: tuple[str, str] = LOGIN,
+    **fields: object,
 ) -> Mailbox:
-    fields.setdefault("name", f"Support {sink.port}")
-    fields.setdefault("addresses", ["support@firma.dk"])
-    mailbox = Mailbox(
-        imap_host="127.0.0.1",
-        imap_port=1,
-        imap_security=ImapSecurity.none,
-        username=LOGIN[0],
-        auth_method=MailboxAuth.password,
-        password_encrypted=encrypt(secret_key, LOGIN[1]),
-        smtp_host=sink.host,
-        smtp_port=sink.port,
-        smtp_security=SmtpSecurity.none,
-        from_name="Firma Kundeservice",
-        **fields,
-    )
+    """A mailbox sending through the sink with ``login``; ``fields`` override the rest."""
+    values: dict[str, object] = {
+        "name": f"Support {sink.port}",
+        "addresses": [login[0]],
+        "imap_host": "127.0.0.1",
+        "imap_port": 1,
+        "imap_security": ImapSecurity.none,
+        "username": login[0],
+        "auth_method": MailboxAuth.password,
+        "password_encrypted": encrypt(secret_key, login[1]),
+        "smtp_host": sink.host,
+        "smtp_port": sink.port,
+        "smtp_security": SmtpSecurity.none,
+        "from_name": "Firma Kundeservice",
+    }
+    mailbox = Mailbox(**{**values, **fields})
     session.add(mailbox)
     await session.flush()
     return mailbox

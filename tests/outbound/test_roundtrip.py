@@ -14,10 +14,8 @@ from sqlalchemy import func, select
 from app.agents.models import Agent, AgentRole
 from app.auth.schemas import Principal
 from app.core.config import Settings
-from app.core.crypto import encrypt
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_sessionmaker
-from app.mailboxes.models import ImapSecurity, Mailbox, MailboxAuth, SmtpSecurity
 from app.outbound import service as outbound
 from app.outbound.service import OutboundConfig
 from app.tickets.models import Message, ThreadMatch, Ticket
@@ -25,6 +23,7 @@ from app.tickets.schemas import MessageCreate
 from app.workers import run_background_work
 from tests.helpers import build_mail
 from tests.mailserver import Dovecot, MailUser
+from tests.outbound.conftest import make_mailbox
 from tests.smtpserver import SmtpSink
 
 SECRET = "roundtrip-secret-" + "x" * 40
@@ -58,22 +57,16 @@ async def test_mail_in_acknowledgement_reply_out_and_the_answer_threads_back(
     await smtp_sink.stop()
     await smtp_sink.start()
     async with maker.begin() as session:
-        mailbox = Mailbox(
-            name="Kundeservice",
+        await make_mailbox(
+            session,
+            smtp_sink,
+            SECRET,
+            login=(imap_user.address, imap_user.password),
             imap_host=dovecot.host,
             imap_port=dovecot.port,
-            imap_security=ImapSecurity.none,
-            username=imap_user.address,
-            auth_method=MailboxAuth.password,
-            password_encrypted=encrypt(SECRET, imap_user.password),
-            addresses=[imap_user.address],
-            smtp_host=smtp_sink.host,
-            smtp_port=smtp_sink.port,
-            smtp_security=SmtpSecurity.none,
-            from_name="Kundeservice",
         )
         agent = Agent(email="agnete@firma.dk", name="Agnete", role=AgentRole.agent)
-        session.add_all([mailbox, agent])
+        session.add(agent)
     actor = Principal(agent_id=agent.id, label=agent.email, role=agent.role)
     customer = "Søren Ærø <soren@example.dk>"
 
