@@ -33,6 +33,11 @@ def is_no_reply_address(address: str) -> bool:
     return bool(_NO_REPLY_SENDER.match(address.split("@", 1)[0].lower()))
 
 
+def ticket_reference(prefix: str, number: int) -> str:
+    """How a ticket is named in subjects and texts: ``[#100123]``."""
+    return f"[{prefix}{number}]"
+
+
 def ticket_number_pattern(prefix: str) -> re.Pattern[str]:
     """``[#100123]`` in a subject, for the configured prefix."""
     return re.compile(r"\[" + re.escape(prefix) + r"(\d{1,18})\]")

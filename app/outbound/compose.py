@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from app.core.html import text_to_html
-from app.ingest.pipeline import strip_reply_prefixes, ticket_number_pattern
+from app.ingest.pipeline import strip_reply_prefixes, ticket_number_pattern, ticket_reference
 
 MAX_REFERENCES = 20
 """References kept on a reply: the thread's start and its newest mails are what clients use."""
@@ -53,7 +53,7 @@ def ticket_subject(subject: str, *, prefix: str, number: int, reply: bool) -> st
     carrying it thread back even when a client drops the threading headers."""
     without_tag = ticket_number_pattern(prefix).sub(" ", subject)
     bare = " ".join(strip_reply_prefixes(without_tag).split())
-    tagged = f"{bare} [{prefix}{number}]".strip()
+    tagged = f"{bare} {ticket_reference(prefix, number)}".strip()
     return f"Re: {tagged}" if reply else tagged
 
 

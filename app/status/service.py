@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
+from app.ingest.pipeline import ticket_reference
 from app.status.schemas import Author, StatusMessage, StatusRead
 from app.tickets import service as tickets
 from app.tickets.models import MessageDirection, TicketStatus
@@ -36,7 +37,7 @@ async def ticket_status(
     messages = await tickets.conversation(session, ticket.id, limit=MESSAGES_SHOWN)
     return StatusRead(
         ticket_number=ticket.number,
-        reference=f"[{ticket_number_prefix}{ticket.number}]",
+        reference=ticket_reference(ticket_number_prefix, ticket.number),
         subject=ticket.subject,
         status=ticket.status,
         status_text=STATUS_TEXT[ticket.status],

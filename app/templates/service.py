@@ -14,7 +14,9 @@ from app.core.errors import Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.core.uniqueness import check_free
 from app.customers import service as customers
+from app.ingest.pipeline import ticket_reference
 from app.queues import service as queues
+from app.status.service import status_link
 from app.templates import repository
 from app.templates.models import BodyFormat, Template, TemplateVersion
 from app.templates.rendering import Rendered, check_source, render_source
@@ -253,7 +255,7 @@ async def variables_for_ticket(
         "organisation": {"name": _empty_if_none(customer.organisation_name)},
         "ticket": {
             "number": ticket.number,
-            "reference": f"[{ticket_number_prefix}{ticket.number}]",
+            "reference": ticket_reference(ticket_number_prefix, ticket.number),
             "subject": ticket.subject,
             "status": ticket.status.value,
             "priority": ticket.priority.value,
@@ -264,7 +266,7 @@ async def variables_for_ticket(
             "custom_fields": dict(ticket.custom_fields),
         },
         "agent": {"name": _empty_if_none(agent_name), "email": _empty_if_none(agent_email)},
-        "status_link": f"{public_base_url}/status/{ticket.status_token}",
+        "status_link": status_link(public_base_url, ticket.status_token),
     }
 
 
