@@ -23,6 +23,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {
         datetime: DateTime(timezone=True),
         dict[str, Any]: JSONB,
+        list[dict[str, Any]]: JSONB,
     }
 
 

@@ -12,6 +12,8 @@ from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
 from app.organisations.models import Organisation, OrganisationExternalId
 from app.outbound.models import OutboundMail
 from app.queues.models import Queue, queue_grants
+from app.routing.models import AssignmentCursor, RoutingTrace, RuleSetVersion
+from app.sla.models import SlaPolicy
 from app.teams.models import Team, team_members
 from app.templates.models import Template, TemplateVersion, template_queues
 from app.tickets.models import Message, Ticket, TicketLink
@@ -19,6 +21,7 @@ from app.tickets.models import Message, Ticket, TicketLink
 __all__ = [
     "Agent",
     "ApiToken",
+    "AssignmentCursor",
     "Attachment",
     "AuditEvent",
     "Base",
@@ -36,6 +39,9 @@ __all__ = [
     "OrganisationExternalId",
     "OutboundMail",
     "Queue",
+    "RoutingTrace",
+    "RuleSetVersion",
+    "SlaPolicy",
     "Team",
     "Template",
     "TemplateVersion",

@@ -159,6 +159,9 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, Base):
         BigInteger, ForeignKey("mailboxes.id", ondelete="SET NULL")
     )
     """The mailbox the ticket came in through, which its replies are sent from."""
+    sla_policy_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("sla_policies.id", ondelete="SET NULL"), index=True
+    )
     status_token: Mapped[str] = mapped_column(
         String(64), unique=True, server_default=STATUS_TOKEN_DEFAULT
     )
