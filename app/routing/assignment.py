@@ -72,7 +72,7 @@ class _Pool:
     def label(self) -> str:
         if self.team_id is not None:
             return f"team {self.team_id}"
-        return "all agents" if self.queue_id is None else f"all agents of queue {self.queue_id}"
+        return "all agents" if self.queue_id is None else f"all agents (queue {self.queue_id})"
 
 
 def _merge_skills(*requirements: Mapping[str, int]) -> dict[str, int]:
