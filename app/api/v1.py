@@ -13,6 +13,7 @@ from app.ingest.router import router as ingest
 from app.mailboxes.router import router as mailboxes
 from app.organisations.router import router as organisations
 from app.queues.router import router as queues
+from app.sla.router import router as sla_policies
 from app.tags.router import router as tags
 from app.teams.router import router as teams
 from app.templates.router import router as templates
@@ -30,6 +31,7 @@ for domain_router in (
     queues,
     agents,
     teams,
+    sla_policies,
     tags,
     templates,
     mailboxes,

@@ -86,6 +86,11 @@ CASES = [
     Case("GET", "/teams/{team}/members", "agent"),
     Case("PUT", "/teams/{team}/members/{colleague}", "admin"),
     Case("DELETE", "/teams/{team}/members/{member}", "admin"),
+    Case("GET", "/sla-policies", "agent"),
+    Case("POST", "/sla-policies", "admin", {"name": "Sølv"}),
+    Case("GET", "/sla-policies/{sla_policy}", "agent"),
+    Case("PATCH", "/sla-policies/{sla_policy}", "admin", {"description": "Svar inden for en dag"}),
+    Case("DELETE", "/sla-policies/{sla_policy}", "admin"),
     Case("GET", "/tags", "agent"),
     Case("DELETE", "/tags/{tag}", "supervisor"),
     Case("POST", "/tags/{tag}/rename", "supervisor", {"new_name": "omdøbt"}),
@@ -153,6 +158,7 @@ async def _build_world(
         f"/api/v1/teams/{team['id']}/members/{member_id}", headers=admin.headers
     )
     assert member.status_code == 200, member.text
+    sla_policy = await post("/sla-policies", {"name": "Guld"})
     spare = await post("/customers", {"name": "Ola", "emails": ["ola@example.no"]})
     upload = {"filename": "bilde.png", "content_base64": base64.b64encode(b"png").decode()}
     ticket = await post(
@@ -177,6 +183,7 @@ async def _build_world(
         "team": team["id"],
         "colleague": colleague_id,
         "member": member_id,
+        "sla_policy": sla_policy["id"],
         "customer": ticket["customer_id"],
         "spare_customer": spare["id"],
         "ticket": ticket["id"],
