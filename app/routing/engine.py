@@ -13,7 +13,6 @@ conditions on it, and the trace's sentences are only written when someone reads 
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import operator
@@ -218,7 +217,7 @@ def definition_from_yaml(text: str) -> RuleSetDefinition:
 class _View:
     """One field's value prepared for comparison; each form is computed on first use."""
 
-    __slots__ = ("_casefolded", "_folded", "_words", "is_list", "items", "present", "raw")
+    __slots__ = ("_casefolded", "_folded", "_short", "_words", "is_list", "items", "present", "raw")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
@@ -228,6 +227,7 @@ class _View:
         self._casefolded: tuple[str | None, ...] | None = None
         self._folded: tuple[str, ...] | None = None
         self._words: frozenset[str] | None = None
+        self._short: str | None = None
 
     def texts(self, case_sensitive: bool) -> tuple[str | None, ...]:
         """Each item as text to compare (None for items that are not strings)."""
@@ -244,6 +244,12 @@ class _View:
             self._folded = tuple(fold(item) for item in self.items if isinstance(item, str))
         return self._folded
 
+    def short(self) -> str:
+        """The value as the trace quotes it."""
+        if self._short is None:
+            self._short = _short(self.raw)
+        return self._short
+
     def words(self) -> frozenset[str]:
         if self._words is None:
             self._words = frozenset().union(*map(words, self.folded()))
@@ -253,7 +259,16 @@ class _View:
 class _Context:
     """One evaluation: the facts, the views made of them, and what the regexes found."""
 
-    __slots__ = ("_clock", "_facts", "_rules", "outcomes", "results", "timed_out", "views")
+    __slots__ = (
+        "_clock",
+        "_facts",
+        "_rules",
+        "explained",
+        "outcomes",
+        "results",
+        "timed_out",
+        "views",
+    )
 
     def __init__(self, rules: CompiledRuleSet, facts: Facts) -> None:
         self._rules = rules
@@ -267,6 +282,8 @@ class _Context:
         """Each regex's result, so explaining a decision never searches again (a second
         search could time out differently)."""
         self.timed_out: set[_Regex] = set()
+        self.explained: dict[_Leaf, tuple[bool, str]] = {}
+        """Each field condition's explanation, shared like its result."""
 
     def view(self, path: str) -> _View:
         view = self.views.get(path)
@@ -367,7 +384,7 @@ class _Substring(_Predicate):
         self._needle = needle if case_sensitive else needle.casefold()
         self._case_sensitive = case_sensitive
         self._test = test
-        # "contains" on a list asks whether the list has the element, not a substring of one.
+        # On a free-form field holding a list, contains asks for an element too.
         self._members = _Members([needle], case_sensitive) if op is Operator.contains else None
 
     def __call__(self, ctx: _Context, view: _View) -> bool | None:
@@ -585,14 +602,21 @@ class _Leaf(_Node):
         return held
 
     def explain(self, ctx: _Context) -> tuple[bool, str]:
+        explained = ctx.explained.get(self)
+        if explained is None:
+            explained = ctx.explained[self] = self._explain(ctx)
+        return explained
+
+    def _explain(self, ctx: _Context) -> tuple[bool, str]:
         view = ctx.view(self._path)
         result = self._predicate(ctx, view)
         held = result is False if self._negated else result is True
         condition = self._condition
         says_held, says_missed = _PHRASES[condition.op]
         if condition.op is Operator.exists:
-            present = "is present" if view.present else "is absent"
-            return held, f"{self._path} {present}" + (f" ({_short(view.raw)})" * view.present)
+            if view.present:
+                return held, f"{self._path} is present ({view.short()})"
+            return held, f"{self._path} is absent"
         if held:
             evidence = self._predicate.evidence(ctx, view)
             shown = _quote(evidence) if evidence is not None else self._value_text
@@ -607,10 +631,10 @@ class _Leaf(_Node):
                 f"{REGEX_TIMEOUT * 1000:g} ms, counted as not matched"
             )
         if result is None:
-            return False, f"{self._path} is {_short(view.raw)}, not comparable with {condition.op}"
+            return False, f"{self._path} is {view.short()}, not comparable with {condition.op}"
         return (
             False,
-            f"{self._path} is {_short(view.raw)}, which {says_missed} {self._value_text}",
+            f"{self._path} is {view.short()}, which {says_missed} {self._value_text}",
         )
 
 
@@ -652,8 +676,17 @@ _SUBSTRING_TESTS: dict[Operator, Callable[[str, str], bool]] = {
 }
 
 
+def _is_list_field(path: str) -> bool:
+    """A field that always holds a list, so ``contains`` asks for an element (equality) even
+    when a single string stands in for the list."""
+    spec = field_spec(path)
+    return spec is not None and spec.kind is ValueKind.text_list
+
+
 def _predicate(condition: FieldCondition) -> _Predicate:
     op, value, case_sensitive = condition.op, condition.value, condition.case_sensitive
+    if op is Operator.contains and _is_list_field(condition.field):
+        return _Members([value], case_sensitive)
     if op is Operator.exists:
         return _Exists(value)
     if op is Operator.words:
@@ -712,9 +745,7 @@ def _leaf_guard(condition: FieldCondition) -> frozenset[_Token] | None:
     if op is Operator.words:
         phrases = [value] if isinstance(value, str) else value
         return frozenset((path, True, words(fold(phrase))[0]) for phrase in phrases)
-    # On a list of strings, contains asks for an element, which is equality again.
-    spec = field_spec(path)
-    element = op is Operator.contains and spec is not None and spec.kind is ValueKind.text_list
+    element = op is Operator.contains and _is_list_field(path)
     values = [value] if op is Operator.equals or element else value if op is Operator.in_ else None
     if values is None or not all(isinstance(item, str) for item in values):
         return None
@@ -737,7 +768,8 @@ class _CompiledRule:
     effects: tuple[Action, ...]
     """The actions the service applies: all but ``stop``, which is the engine's."""
     stops: bool
-    action_data: list[dict[str, Any]]
+    actions_json: str
+    """The actions as JSON text: decoding it is the fastest way to hand out a fresh copy."""
 
     @classmethod
     def of(cls, rule: Rule, position: int, leaves: dict[str, _Leaf]) -> _CompiledRule:
@@ -749,9 +781,9 @@ class _CompiledRule:
             guarded=rule.when is not None and _guard(rule.when) is not None,
             effects=tuple(action for action in rule.actions if not isinstance(action, Stop)),
             stops=rule.stop or any(isinstance(action, Stop) for action in rule.actions),
-            action_data=[
-                action.model_dump(mode="json", exclude_none=True) for action in rule.actions
-            ],
+            actions_json=_quote(
+                [action.model_dump(mode="json", exclude_none=True) for action in rule.actions]
+            ),
         )
 
 
@@ -846,7 +878,7 @@ class RuleTrace:
     @property
     def actions(self) -> list[dict[str, Any]]:
         """The rule's actions as data when it matched, else none."""
-        return copy.deepcopy(self._compiled.action_data) if self.matched else []
+        return json.loads(self._compiled.actions_json) if self.matched else []
 
     @property
     def why(self) -> str:

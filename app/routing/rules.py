@@ -58,6 +58,19 @@ class _Strict(BaseModel):
 
 
 class Operator(StrEnum):
+    """How a condition compares a field with its value.
+
+    String comparisons ignore case unless ``case_sensitive``; ``words`` also ignores accents
+    and matches whole words only. On a list field (recipients, tags, attachment types) a
+    condition holds when any element matches; ``contains`` on a list asks for an element and
+    ``in`` for any element among the values. ``not_equals`` and ``not_in`` are the exact
+    negations (no element matches; an absent value matches), but a value of a type the
+    condition cannot compare with matches neither way. ``gt``/``gte``/``lt``/``lte`` compare
+    numbers, or dates and datetimes given as ISO text. ``exists: true`` holds when the field
+    has a value other than an empty string or list. ``regex`` searches (it is not anchored)
+    with a time bound; a search that runs out of time counts as not matched.
+    """
+
     equals = "equals"
     not_equals = "not_equals"
     in_ = "in"
@@ -93,7 +106,7 @@ OPERATORS_BY_KIND: dict[ValueKind, frozenset[Operator]] = {
 }
 
 Scalar = str | bool | int | float
-"""A value a condition compares with; bool first so that ``true`` stays a bool."""
+"""A plain value, as a custom field holds."""
 
 
 def is_number(value: object) -> bool:

@@ -182,17 +182,37 @@ def test_words_look_at_subject_and_body_separately() -> None:
     ).matched
 
 
-@given(subject=st.text(alphabet="abcæøåäö ,.", max_size=40), word=st.sampled_from(["a", "æb", "ø"]))
-def test_skipping_rules_by_their_required_words_changes_no_decision(
-    subject: str, word: str
+_CONDITIONS_WITH_A_REQUIRED_VALUE = [
+    {"field": "message.subject", "op": "words", "value": ["a", "æb", "ø c"]},
+    {"field": "message.subject", "op": "equals", "value": "Æb"},
+    {"field": "message.subject", "op": "in", "value": ["a", "ÅÄ"], "case_sensitive": True},
+    {"field": "message.recipients", "op": "equals", "value": "a"},
+    {"field": "message.recipients", "op": "contains", "value": "æb"},
+]
+
+
+@given(
+    subject=st.text(alphabet="abcæøåäöÆÅÄ ,.", max_size=30),
+    recipients=st.one_of(
+        st.text(alphabet="abæ", max_size=3), st.lists(st.text(alphabet="abæÆ", max_size=3))
+    ),
+    required=st.sampled_from(_CONDITIONS_WITH_A_REQUIRED_VALUE),
+)
+def test_skipping_rules_by_a_required_value_changes_no_decision(
+    subject: str, recipients: str | list[str], required: dict[str, Any]
 ) -> None:
-    required = {"field": "message.subject", "op": "words", "value": [word]}
     # The not-not form says the same but gives the engine nothing to skip rules by.
     decision = decide(
         [rule(required, "plain"), rule({"not": {"not": required}}, "wrapped")],
-        {"message.subject": subject},
+        {"message.subject": subject, "message.recipients": recipients},
     )
     assert decision.trace[0].matched is decision.trace[1].matched
+
+
+def test_a_single_string_stands_in_for_a_list() -> None:
+    assert holds("ticket.tags", "contains", "vip", "VIP")
+    assert not holds("ticket.tags", "contains", "vip", "vipper")
+    assert holds("message.recipients", "equals", "a@firma.dk", "A@firma.dk")
 
 
 # --- Groups, stop, triggers -----------------------------------------------------------------
