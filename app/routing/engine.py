@@ -8,7 +8,9 @@ decision is calling ``evaluate`` again with the same facts.
 
 Speed matters because every message runs every rule: each field's value is prepared (list
 view, casefolded, folded, split into words) at most once per evaluation and shared by all
-conditions on it, and the trace's sentences are only written when someone reads them.
+conditions on it; equal conditions in different rules are evaluated once; rules whose required
+value (an address, a trigger word) is missing are skipped by an index (see "Guards"); and the
+trace's sentences are only written when someone reads them.
 """
 
 from __future__ import annotations
@@ -354,11 +356,10 @@ class _Members(_Predicate):
     def __call__(self, ctx: _Context, view: _View) -> bool | None:
         comparable = False
         if self._strings:
-            for text in view.texts(self._case_sensitive):
-                if text is not None:
-                    if text in self._strings:
-                        return True
-                    comparable = True
+            found = _any_text(view, self._case_sensitive, self._strings.__contains__)
+            if found:
+                return True
+            comparable = found is False
         for item in view.items if self._bools or self._numbers else ():
             if isinstance(item, bool):
                 pool: frozenset[Any] = self._bools
@@ -579,9 +580,8 @@ _PHRASES: dict[Operator, tuple[str, str]] = {
     Operator.gte: ("is at least", "is less than"),
     Operator.lt: ("is less than", "is not less than"),
     Operator.lte: ("is at most", "is more than"),
-    Operator.exists: ("is present", "is absent"),
 }
-"""How the trace says that a condition held, and that it did not."""
+"""How the trace says that a condition held, and that it did not (exists says what it saw)."""
 
 
 class _Leaf(_Node):
@@ -612,11 +612,11 @@ class _Leaf(_Node):
         result = self._predicate(ctx, view)
         held = result is False if self._negated else result is True
         condition = self._condition
-        says_held, says_missed = _PHRASES[condition.op]
         if condition.op is Operator.exists:
             if view.present:
                 return held, f"{self._path} is present ({view.short()})"
             return held, f"{self._path} is absent"
+        says_held, says_missed = _PHRASES[condition.op]
         if held:
             evidence = self._predicate.evidence(ctx, view)
             shown = _quote(evidence) if evidence is not None else self._value_text
