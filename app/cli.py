@@ -95,6 +95,12 @@ admin_app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.add_typer(admin_app, name="admin")
+rules_app = typer.Typer(
+    help="Keep the routing rules in a YAML file (in git): export them, apply a file.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(rules_app, name="rules")
 
 
 # --- settings, logging and the database --------------------------------------------------------
@@ -574,6 +580,57 @@ async def _import(settings: Settings, url: str, path: Path) -> Any:
                 )
             except ImportSourceError as exc:
                 raise CommandError(str(exc)) from exc
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+@rules_app.command("export")
+def rules_export(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of standard output."),
+    ] = None,
+) -> None:
+    """Write the routing rules in force as YAML, to keep and review in git."""
+    from app.routing import service as routing
+
+    settings = _load_settings(long_running=False)
+    text = _as_cli(settings, routing.export_yaml)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"Wrote the rules in force to {output}.", err=True)
+
+
+@rules_app.command("apply")
+def rules_apply(
+    file: Annotated[Path, typer.Argument(help="A YAML rule set, as `rules export` writes it.")],
+    comment: Annotated[
+        str | None, typer.Option(help="Why, kept with the new version and in the audit log.")
+    ] = None,
+) -> None:
+    """Put the rules of a YAML file in force as a new version (checked first: nothing changes
+    if any rule is invalid; the same rules again make no new version)."""
+    from app.routing import service as routing
+
+    settings = _load_settings(long_running=False)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
+    before = _as_cli(settings, routing.get_rules)
+    rules = _as_cli(
+        settings,
+        lambda session, actor: routing.apply_yaml(
+            session, actor, text, expected_version=None, comment=comment or f"applied {file.name}"
+        ),
+    )
+    if rules.version == before.version:
+        typer.echo(f"The rules in {file} are already in force (version {rules.version}).")
+    else:
+        typer.echo(f"Rules in force: version {rules.version}, {len(rules.rules)} rule(s).")
 
 
 def main() -> None:

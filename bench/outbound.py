@@ -40,6 +40,7 @@ from app.outbound.models import DeliveryStatus, OutboundMail
 from app.outbound.service import OutboundConfig
 from app.outbound.worker import OutboxWorker
 from app.queues.models import Queue
+from app.routing import service as routing
 from app.tickets.schemas import CustomerRef, FirstMessage, MessageCreate, TicketCreate
 from bench.common import DEFAULT_SERVER, bench_database, wait_for_count
 
@@ -121,7 +122,7 @@ async def _queue(maker: Any, replies: int, port: int) -> float:
         actor = Principal(agent_id=agent.id, label=agent.email, role=agent.role)
         ticket_ids = []
         for n in range(max(replies // 10, 1)):
-            ticket = await outbound.open_ticket(
+            ticket = await routing.open_ticket(
                 session,
                 actor,
                 TicketCreate(

@@ -13,6 +13,8 @@ from app.ingest.router import router as ingest
 from app.mailboxes.router import router as mailboxes
 from app.organisations.router import router as organisations
 from app.queues.router import router as queues
+from app.routing.router import router as rules
+from app.routing.router import ticket_routing_router
 from app.sla.router import router as sla_policies
 from app.tags.router import router as tags
 from app.teams.router import router as teams
@@ -32,6 +34,8 @@ for domain_router in (
     agents,
     teams,
     sla_policies,
+    rules,
+    ticket_routing_router,
     tags,
     templates,
     mailboxes,

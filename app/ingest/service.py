@@ -46,6 +46,9 @@ from app.mailboxes import service as mailboxes
 from app.outbound import service as outbound
 from app.outbound.service import OutboundConfig
 from app.queues import service as queues
+from app.routing import service as routing
+from app.routing.facts import Trigger
+from app.routing.service import RoutingContext
 from app.tickets import service as tickets
 from app.tickets.models import LinkKind, MailKind
 from app.tickets.schemas import MailMessage, ThreadCandidate
@@ -57,6 +60,8 @@ IMPORT_SOURCE = "import"
 MAX_ATTEMPTS = 3
 _PASSING_FAILURES = (DBAPIError, StaleDataError, TimeoutError, ConnectionError)
 _NEVER_A_TICKET = frozenset({MailKind.auto_reply, MailKind.bounce})
+_CONVERSATION = frozenset({MailKind.normal, MailKind.mailing_list})
+"""Mail the rules for new messages run on: what people write, not machines."""
 
 
 @dataclass(frozen=True)
@@ -316,11 +321,25 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
     )
     message_data = _mail_message(mail, ctx)
     new_ticket = ctx.target is None
+    routing_context = RoutingContext(
+        actor,
+        config.outbound,
+        reply_to=ctx.customer_address if ctx.auto_reply_allowed else None,
+    )
     if ctx.target is not None:
         message = await tickets.add_mail(
             session, actor, ctx.target.id, message_data, customer_id=customer.id
         )
         ticket_id = ctx.target.id
+        if ctx.kind in _CONVERSATION:
+            await routing.route(
+                session,
+                await tickets.get_ticket(session, actor, ticket_id, for_update=True),
+                trigger=Trigger.message_received,
+                context=routing_context,
+                message=message,
+                delivered_to=mail.delivered_to,
+            )
     else:
         queue_id = await _queue_for(session, inbound, mail)
         ticket, message = await tickets.open_ticket_from_mail(
@@ -332,9 +351,17 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
             mailbox_id=inbound.mailbox_id,
         )
         ticket_id = ticket.id
-        if ctx.auto_reply_allowed and ctx.customer_address is not None:
+        auto_replied = await routing.route(
+            session,
+            ticket,
+            trigger=Trigger.ticket_created,
+            context=routing_context,
+            message=message,
+            delivered_to=mail.delivered_to,
+        )
+        if routing_context.reply_to is not None and not auto_replied:
             await outbound.acknowledge(
-                session, actor, ticket, ctx.customer_address, config.outbound
+                session, actor, ticket, routing_context.reply_to, config.outbound
             )
         if ctx.suggested is not None:
             await tickets.link(

@@ -27,6 +27,11 @@ async def _get(session: AsyncSession, organisation_id: int) -> Organisation:
     return organisation
 
 
+async def find_organisation(session: AsyncSession, organisation_id: int) -> Organisation | None:
+    """The organisation with its external ids, without a permission check: for rules."""
+    return await repository.get(session, organisation_id)
+
+
 async def get_organisation(
     session: AsyncSession, actor: Principal, organisation_id: int
 ) -> Organisation:

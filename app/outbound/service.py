@@ -33,7 +33,7 @@ from app.queues import service as queues
 from app.templates import service as templates
 from app.tickets import service as tickets
 from app.tickets.models import Channel, MailKind, Message, MessageDirection, Ticket
-from app.tickets.schemas import MessageCreate, TicketCreate
+from app.tickets.schemas import MessageCreate
 
 log = structlog.get_logger(__name__)
 
@@ -252,15 +252,28 @@ async def acknowledge(
     wanted, template_id = await _acknowledgement_settings(session, ticket, came_through)
     if not wanted:
         return None
+    sent, outcome = await auto_reply(session, actor, ticket, address, template_id, config)
+    if sent is None:
+        log.info("acknowledgement_skipped", ticket_id=ticket.id, reason=outcome)
+    return sent
+
+
+async def auto_reply(
+    session: AsyncSession,
+    actor: Principal,
+    ticket: Ticket,
+    address: str,
+    template_id: int | None,
+    config: OutboundConfig,
+) -> tuple[Message | None, str]:
+    """Mail the customer an automatic answer from the template (the built-in acknowledgement
+    when None), marked as automatic; returns the message, or None and why not."""
     refused = await refused_recipients(session, [address])
+    if refused:
+        return None, f"not sent: {address} {refused[address]}"
     mailbox = await sending_mailbox(session, ticket)
-    if refused or mailbox is None:
-        log.info(
-            "acknowledgement_skipped",
-            ticket_id=ticket.id,
-            reason=refused.get(address, "no mailbox to send from"),
-        )
-        return None
+    if mailbox is None:
+        return None, "not sent: the ticket has no mailbox to send from"
     sender_name, _ = mailboxes.sender_address(mailbox)
     rendered = await templates.render_acknowledgement(
         session,
@@ -281,19 +294,7 @@ async def acknowledge(
         template_id=template_id,
     )
     await _queue(session, ticket, message, mailbox, MailPurpose.acknowledgement, config)
-    return message
-
-
-async def open_ticket(
-    session: AsyncSession, actor: Principal, data: TicketCreate, config: OutboundConfig
-) -> Ticket:
-    """A ticket created through the API; one from a web form is acknowledged like mail."""
-    ticket = await tickets.create_ticket(session, actor, data)
-    if ticket.channel is Channel.web:
-        address = await customers.primary_email(session, ticket.customer_id)
-        if address is not None:
-            await acknowledge(session, actor, ticket, address, config)
-    return ticket
+    return message, f"queued to {address}"
 
 
 # --- the outcome of a sending attempt ----------------------------------------------------------

@@ -39,8 +39,10 @@ class RoutingTrace(IdMixin, Base):
     trigger: Mapped[str] = mapped_column(String(30))
     rule_set_version: Mapped[int | None] = mapped_column(Integer)
     """NULL: no rules were defined yet."""
-    rules: Mapped[list[dict[str, Any]]]
-    """Each rule evaluated, in order: id, name, matched, why."""
+    facts: Mapped[dict[str, Any]]
+    """What the rules saw (trigger, moment, field values). Versions never change and the
+    engine is pure, so the per-rule trace is rebuilt from these when asked for, exactly,
+    instead of storing up to hundreds of kilobytes of explanations per ticket."""
     applied: Mapped[list[dict[str, Any]]]
     """Each action applied, with its outcome (e.g. who an assignment chose and why)."""
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -73,6 +73,11 @@ def _visible_queue_ids(actor: Principal) -> frozenset[int] | None:
     return actor.granted_queue_ids if actor.is_external else None
 
 
+async def find_template(session: AsyncSession, template_id: int) -> Template | None:
+    """The template, without a permission check: for other domains checking a reference."""
+    return await repository.get(session, template_id)
+
+
 async def get_template(session: AsyncSession, actor: Principal, template_id: int) -> TemplateView:
     """The template, if the actor may see it; a hidden one is reported as missing."""
     template = await repository.get(session, template_id)

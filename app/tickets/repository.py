@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, case, func, select, update
@@ -17,6 +18,7 @@ from app.tickets.models import (
     MessageDirection,
     Ticket,
     TicketLink,
+    TicketStatus,
 )
 from app.tickets.schemas import TicketFilters
 
@@ -32,6 +34,18 @@ async def get(session: AsyncSession, ticket_id: int, *, for_update: bool = False
 async def count_for_customer(session: AsyncSession, customer_id: int) -> int:
     count = await session.scalar(
         select(func.count()).select_from(Ticket).where(Ticket.customer_id == customer_id)
+    )
+    return count or 0
+
+
+async def count_open_for_customer(session: AsyncSession, customer_id: int) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Ticket)
+        .where(
+            Ticket.customer_id == customer_id,
+            Ticket.status.not_in([TicketStatus.solved, TicketStatus.closed]),
+        )
     )
     return count or 0
 
@@ -272,3 +286,24 @@ async def conversation(
         .limit(limit)
     )
     return list(reversed(list(await session.scalars(statement))))
+
+
+async def first_message(session: AsyncSession, ticket_id: int) -> Message | None:
+    statement = (
+        select(Message)
+        .where(Message.ticket_id == ticket_id)
+        .order_by(Message.created_at, Message.id)
+        .limit(1)
+        .options(selectinload(Message.attachments))
+    )
+    return await session.scalar(statement)
+
+
+async def created_between(
+    session: AsyncSession, after: datetime, before: datetime | None, limit: int
+) -> list[Ticket]:
+    statement = select(Ticket).where(Ticket.created_at >= after)
+    if before is not None:
+        statement = statement.where(Ticket.created_at < before)
+    statement = statement.order_by(Ticket.created_at, Ticket.id).limit(limit)
+    return list(await session.scalars(statement))

@@ -8,8 +8,8 @@ from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, IfMat
 from app.api.etag import read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
-from app.outbound import service as outbound
 from app.outbound.service import OutboundConfig
+from app.routing import service as routing
 from app.tickets import service
 from app.tickets.models import Message, Ticket
 from app.tickets.schemas import (
@@ -67,7 +67,7 @@ async def create_ticket(
     """Open a ticket for a customer (found or created by email) with their first message.
     A ticket from a web form (`channel: web`) is acknowledged by mail when its queue says so
     (`acknowledge` on the queue)."""
-    ticket = await outbound.open_ticket(
+    ticket = await routing.open_ticket(
         session, principal, body, OutboundConfig.from_settings(settings)
     )
     response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
@@ -87,13 +87,17 @@ async def get_ticket(
 async def update_ticket(
     session: DbSession,
     principal: CurrentPrincipal,
+    settings: AppSettings,
     ticket_id: int,
     body: TicketUpdate,
     if_match: IfMatch,
     response: Response,
 ) -> TicketRead:
-    """Change status, priority, queue, assignee, team, category, tags or custom fields."""
-    ticket = await service.update_ticket(session, principal, ticket_id, body, if_match)
+    """Change status, priority, queue, assignee, team, category, tags or custom fields; the
+    routing rules for ticket updates run after the change."""
+    ticket = await routing.update_ticket(
+        session, principal, ticket_id, body, if_match, OutboundConfig.from_settings(settings)
+    )
     return _ticket(ticket, response)
 
 
@@ -135,7 +139,7 @@ async def add_message(
     goes (queued, sent, failed). Notes are never mailed. A recipient that is one of our own
     addresses, a no-reply address or a blocked customer is refused (422); a ticket with no
     mailbox to send from is a 409."""
-    message = await outbound.post_message(
+    message = await routing.post_message(
         session, principal, ticket_id, body, OutboundConfig.from_settings(settings)
     )
     return _message(message)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -380,6 +381,18 @@ async def conversation(session: AsyncSession, ticket_id: int, *, limit: int) -> 
     return await repository.conversation(session, ticket_id, _CONVERSATION, limit)
 
 
+async def first_message(session: AsyncSession, ticket_id: int) -> Message | None:
+    """The message that opened the ticket, with its attachments."""
+    return await repository.first_message(session, ticket_id)
+
+
+async def created_between(
+    session: AsyncSession, after: datetime, before: datetime | None, *, limit: int
+) -> list[Ticket]:
+    """Tickets created in the period, oldest first."""
+    return await repository.created_between(session, after, before, limit)
+
+
 async def last_customer_mail(session: AsyncSession, ticket_id: int) -> Message | None:
     """The newest mail the customer sent on the ticket: what a reply answers."""
     return await repository.last_inbound_mail(session, ticket_id)
@@ -444,6 +457,46 @@ async def get_attachment(session: AsyncSession, actor: Principal, attachment_id:
 
 async def count_for_customer(session: AsyncSession, customer_id: int) -> int:
     return await repository.count_for_customer(session, customer_id)
+
+
+async def count_open_for_customer(session: AsyncSession, customer_id: int) -> int:
+    """The customer's tickets not yet solved or closed."""
+    return await repository.count_open_for_customer(session, customer_id)
+
+
+ROUTABLE_FIELDS = frozenset(
+    {
+        "queue_id",
+        "priority",
+        "category",
+        "tags",
+        "custom_fields",
+        "assignee_id",
+        "team_id",
+        "sla_policy_id",
+        "status",
+    }
+)
+
+
+async def apply_routing(
+    session: AsyncSession, actor: Principal, ticket: Ticket, changes: dict[str, Any]
+) -> None:
+    """Set what routing rules decided (fields of ``ROUTABLE_FIELDS``, already checked by the
+    routing service), audited as one change."""
+    unknown = set(changes) - ROUTABLE_FIELDS
+    if unknown:
+        raise ValueError(f"not routable: {sorted(unknown)}")
+    before = _snapshot(ticket)
+    for field, value in changes.items():
+        if field == "status":
+            _apply_status(ticket, value)
+        else:
+            setattr(ticket, field, value)
+    await session.flush()
+    await audit.record(
+        session, actor, "ticket.routed", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
+    )
 
 
 async def release_queue(session: AsyncSession, queue_id: int) -> list[int]:

@@ -77,7 +77,7 @@ def upgrade() -> None:
         sa.Column("message_id", sa.BigInteger(), nullable=True),
         sa.Column("trigger", sa.String(length=30), nullable=False),
         sa.Column("rule_set_version", sa.Integer(), nullable=True),
-        sa.Column("rules", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("facts", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("applied", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column(
             "created_at",

@@ -23,6 +23,7 @@ from app.outbound.models import DeliveryStatus, OutboundMail
 from app.outbound.service import OutboundConfig
 from app.outbound.worker import OutboxWorker
 from app.queues.models import Queue
+from app.routing import service as routing
 from app.tickets.schemas import CustomerRef, FirstMessage, MessageCreate, TicketCreate
 from tests.outbound.conftest import LOGIN, make_mailbox
 from tests.smtpserver import SmtpSink
@@ -67,7 +68,7 @@ async def queue_replies(world: World, count: int) -> None:
         session.add_all([queue, agent])
         await session.flush()
         actor = Principal(agent_id=agent.id, label=agent.email, role=agent.role)
-        ticket = await outbound.open_ticket(
+        ticket = await routing.open_ticket(
             session,
             actor,
             TicketCreate(
