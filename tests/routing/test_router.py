@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.events.models import Event
 from app.routing.models import RuleSetVersion
 from app.tickets.models import Ticket
 from tests.conftest import Caller, MakeAgent
@@ -279,3 +280,121 @@ async def test_only_admins_change_rules_and_supervisors_may_look(
     assert (await client.get(RULES, headers=agent.headers)).status_code == 403
     forbidden = await put_rules(client, supervisor, {"rules": []})
     assert forbidden.status_code == 403
+
+
+async def test_customer_messages_and_updates_run_their_own_rules(
+    client: httpx.AsyncClient, admin: Caller, session: AsyncSession
+) -> None:
+    policy = await client.post("/api/v1/sla-policies", headers=admin.headers, json={"name": "Guld"})
+    rules = {
+        "rules": [
+            {
+                "id": "opsigelse",
+                "name": "Cancellations",
+                "triggers": ["message_received"],
+                "when": {"field": "message.body", "op": "words", "value": ["opsige", "säga upp"]},
+                "actions": [
+                    {"type": "add_tags", "tags": ["opsigelse"]},
+                    {"type": "set_custom_field", "name": "risiko", "value": "høj"},
+                    {"type": "notify", "event": "churn.risk", "note": "Ring til kunden"},
+                ],
+            },
+            {
+                "id": "akut",
+                "name": "Urgent tickets get the gold policy",
+                "triggers": ["ticket_updated"],
+                "when": {"field": "ticket.priority", "op": "equals", "value": "urgent"},
+                "actions": [
+                    {"type": "set_sla_policy", "sla_policy_id": policy.json()["id"]},
+                    {"type": "remove_tags", "tags": ["opsigelse"]},
+                ],
+            },
+            {
+                "id": "spam",
+                "name": "Spam",
+                "when": {"field": "message.subject", "op": "regex", "value": "^(viagra|casino)"},
+                "actions": [{"type": "mark_spam"}],
+            },
+        ]
+    }
+    assert (await put_rules(client, admin, rules)).status_code == 200
+    ticket = await new_ticket(client, admin, "Spørgsmål om abonnement")
+    assert ticket["tags"] == []
+    url = f"/api/v1/tickets/{ticket['id']}"
+
+    wrote = await client.post(
+        f"{url}/messages",
+        headers=admin.headers,
+        json={"direction": "inbound", "body_text": "Jeg vil gerne OPSIGE mit abonnement."},
+    )
+    assert wrote.status_code == 201, wrote.text
+    after_message = (await client.get(url, headers=admin.headers)).json()
+    assert after_message["tags"] == ["opsigelse"]
+    assert after_message["custom_fields"] == {"risiko": "høj"}
+    event = await session.scalar(select(Event).where(Event.type == "routing.notify"))
+    assert event is not None
+    assert event.data["event"] == "churn.risk"
+
+    updated = await client.patch(
+        url,
+        headers={**admin.headers, "If-Match": f'"{after_message["version"]}"'},
+        json={"priority": "urgent"},
+    )
+    assert updated.status_code == 200, updated.text
+    ticket_row = await session.get(Ticket, ticket["id"])
+    assert ticket_row is not None
+    await session.refresh(ticket_row)
+    assert ticket_row.sla_policy_id == policy.json()["id"]
+    assert updated.json()["tags"] == []
+
+    spam = await new_ticket(client, admin, "CASINO bonus")
+    assert spam["status"] == "closed"
+    assert spam["tags"] == ["spam"]
+    traces = (await client.get(url + "/routing", headers=admin.headers)).json()
+    assert [t["trigger"] for t in traces] == [
+        "ticket_updated",
+        "message_received",
+        "ticket_created",
+    ]
+
+
+async def test_a_rule_answers_a_web_form_from_a_template_instead_of_the_acknowledgement(
+    client: httpx.AsyncClient, admin: Caller, session: AsyncSession, sending_mailbox: int
+) -> None:
+    support = await client.post(
+        "/api/v1/queues",
+        headers=admin.headers,
+        json={"name": "Web", "mailbox_id": sending_mailbox, "acknowledge": True},
+    )
+    template = await client.post(
+        "/api/v1/templates",
+        headers=admin.headers,
+        json={"name": "Flytning", "body": "Hej {{ customer.first_name }}, tak for din besked."},
+    )
+    rules = {
+        "rules": [
+            {
+                "id": "flytning",
+                "name": "Moving house",
+                "when": {"field": "form.emne", "op": "equals", "value": "flytning"},
+                "actions": [{"type": "send_auto_reply", "template_id": template.json()["id"]}],
+            }
+        ]
+    }
+    assert (await put_rules(client, admin, rules)).status_code == 200
+    ticket = await new_ticket(
+        client,
+        admin,
+        "Ny adresse",
+        channel="web",
+        queue_id=support.json()["id"],
+        custom_fields={"emne": "flytning"},
+    )
+    messages = (
+        await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin.headers)
+    ).json()["items"]
+    [answer] = [m for m in messages if m["direction"] == "outbound"]
+    assert answer["kind"] == "auto_reply"
+    assert answer["template_id"] == template.json()["id"]
+    assert answer["body_text"] == "Hej Åsa, tak for din besked."
+    assert answer["delivery"]["status"] == "queued"
