@@ -616,8 +616,11 @@ async def route(
     form: dict[str, Any] | None = None,
 ) -> bool:
     """Run the rules in force on the ticket, apply what they decide and keep the trace.
-    Returns whether a rule sent the customer an automatic answer."""
+    Returns whether a rule sent the customer an automatic answer. Until rules are saved
+    there is nothing to run and no trace to keep."""
     version, rules = await compiled_in_force(session)
+    if version is None:
+        return False
     facts = await facts_for(
         session,
         ticket,
