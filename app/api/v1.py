@@ -9,6 +9,7 @@ from app.attachments.router import router as attachments
 from app.audit.router import router as audit
 from app.auth.router import router as auth
 from app.customers.router import router as customers
+from app.events.router import router as events
 from app.ingest.router import router as ingest
 from app.mailboxes.router import router as mailboxes
 from app.organisations.router import router as organisations
@@ -21,6 +22,7 @@ from app.teams.router import router as teams
 from app.templates.router import router as templates
 from app.tickets.router import customer_history_router
 from app.tickets.router import router as tickets
+from app.webhooks.router import router as webhooks
 
 api_v1 = APIRouter(prefix="/api/v1")
 for domain_router in (
@@ -41,5 +43,7 @@ for domain_router in (
     mailboxes,
     ingest,
     audit,
+    events,
+    webhooks,
 ):
     api_v1.include_router(domain_router)

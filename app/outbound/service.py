@@ -17,6 +17,7 @@ from app.core.errors import Conflict, Invalid
 from app.core.message_ids import outgoing_message_id
 from app.customers import service as customers
 from app.events import service as events
+from app.events.schemas import OutboundFailed
 from app.ingest.pipeline import is_no_reply_address
 from app.mailboxes import service as mailboxes
 from app.mailboxes.models import Mailbox
@@ -342,17 +343,14 @@ async def record_failure(
     log.warning("mail_failed", outbound_id=row.id, attempts=row.attempts, error=failure.reason)
     await events.emit(
         session,
-        "outbound.failed",
-        "message",
-        row.message_id,
-        {
-            "ticket_id": row.ticket_id,
-            "message_id": row.message_id,
-            "purpose": row.purpose.value,
-            "attempts": row.attempts,
-            "permanent": failure.permanent,
-            "reason": failure.reason,
-        },
+        OutboundFailed(
+            ticket_id=row.ticket_id,
+            message_id=row.message_id,
+            purpose=row.purpose,
+            attempts=row.attempts,
+            permanent=failure.permanent,
+            reason=failure.reason,
+        ),
     )
 
 

@@ -23,6 +23,7 @@ from app.core.types import unique_in_order
 from app.customers import service as customers
 from app.db.locks import lock_values
 from app.events import service as events
+from app.events.schemas import RoutingNotify
 from app.organisations import service as organisations
 from app.outbound import service as outbound
 from app.outbound.service import OutboundConfig
@@ -535,11 +536,7 @@ async def _apply_action(
         case Notify(event=event, note=note):
             if not context.dry_run:
                 await events.emit(
-                    session,
-                    "routing.notify",
-                    "ticket",
-                    ticket.id,
-                    {"event": event, "note": note, "ticket_id": ticket.id},
+                    session, RoutingNotify(ticket_id=ticket.id, event=event, note=note)
                 )
             return f"event {event}"
     return "stop: no rule after this one ran"

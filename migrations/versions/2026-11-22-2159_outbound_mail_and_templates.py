@@ -29,6 +29,12 @@ def upgrade() -> None:
     op.create_table(
         "events",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column(
+            "txid",
+            sa.BigInteger(),
+            server_default=sa.text("pg_current_xact_id()::text::bigint"),
+            nullable=False,
+        ),
         sa.Column("type", sa.String(length=100), nullable=False),
         sa.Column("entity", sa.String(length=50), nullable=False),
         sa.Column("entity_id", sa.BigInteger(), nullable=True),
@@ -42,6 +48,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
     )
     op.create_index("ix_events_entity_entity_id", "events", ["entity", "entity_id"], unique=False)
+    op.create_index("ix_events_txid_id", "events", ["txid", "id"], unique=False)
     op.create_index(op.f("ix_events_type"), "events", ["type"], unique=False)
     op.create_table(
         "templates",
@@ -342,6 +349,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_templates_category"), table_name="templates")
     op.drop_table("templates")
     op.drop_index(op.f("ix_events_type"), table_name="events")
+    op.drop_index("ix_events_txid_id", table_name="events")
     op.drop_index("ix_events_entity_entity_id", table_name="events")
     op.drop_table("events")
     # ### end Alembic commands ###

@@ -103,6 +103,8 @@ CASES = [
     Case("GET", "/templates/{template}/versions", "external"),
     Case("POST", "/templates/{template}/render?ticket_id={ticket}", "external"),
     Case("GET", "/audit-events", "admin"),
+    Case("GET", "/events", "admin"),
+    Case("GET", "/events/types", "external"),
     Case("GET", "/tickets/{ticket}/links", "external"),
     Case("GET", "/ingest/quarantine", "supervisor"),
     Case("GET", "/rules", "supervisor"),
@@ -129,6 +131,15 @@ CASES = [
     ),
     Case("GET", "/tickets/{ticket}/routing", "agent"),
     Case("GET", "/mailboxes", "admin"),
+    Case("GET", "/webhooks", "admin"),
+    Case(
+        "POST", "/webhooks", "admin", {"url": "https://hooks.example.com/a", "event_types": ["*"]}
+    ),
+    Case("GET", "/webhooks/{webhook}", "admin"),
+    Case("PATCH", "/webhooks/{webhook}", "admin", {"description": "CRM"}),
+    Case("DELETE", "/webhooks/{webhook}", "admin"),
+    Case("POST", "/webhooks/{webhook}/rotate-secret", "admin"),
+    Case("GET", "/webhooks/{webhook}/deliveries", "admin"),
     Case(
         "POST",
         "/mailboxes",
@@ -198,6 +209,9 @@ async def _build_world(
         "/templates",
         {"name": "Velkomst", "queue_ids": [queue["id"]], "body": "Hei {{ customer.first_name }}"},
     )
+    webhook = await post(
+        "/webhooks", {"url": "https://hooks.example.com/ticketry", "event_types": ["*"]}
+    )
     messages = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin.headers)
     return {
         "queue": queue["id"],
@@ -213,6 +227,7 @@ async def _build_world(
         "attachment": messages.json()["items"][0]["attachments"][0]["id"],
         "tag": "nordlys",
         "template": template["id"],
+        "webhook": webhook["id"],
     }
 
 

@@ -1,0 +1,239 @@
+"""The event types: one pydantic model per type is the documented schema of its ``data``.
+
+A model names its type, the kind of entity it is about and the field holding that entity's
+id. Every ``data`` carries ``schema_version``; a change a consumer could trip over (a field
+removed, renamed or retyped) gets a new version, adding an optional field does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.outbound.models import MailPurpose
+from app.tickets.models import Channel, MessageDirection, TicketPriority, TicketStatus
+
+# Fields that change with every write: never a change worth an event on their own.
+_BOOKKEEPING = frozenset({"version", "updated_at"})
+
+
+class EventData(BaseModel):
+    """The ``data`` of an event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    type_name: ClassVar[str]
+    entity: ClassVar[str]
+    entity_field: ClassVar[str]
+    """The field holding the id of the entity the event is about."""
+
+    schema_version: Literal[1] = Field(1, description="The version of this type's schema.")
+
+    @property
+    def entity_id(self) -> int | None:
+        value: int | None = getattr(self, self.entity_field)
+        return value
+
+    @classmethod
+    def version(cls) -> int:
+        version: int = cls.model_fields["schema_version"].default
+        return version
+
+
+class FieldChange(BaseModel):
+    """One field's value before and after, as the API shows it."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    from_: Any = Field(alias="from")
+    to: Any
+
+
+def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, FieldChange]:
+    """The changed fields of an entity, from the audit log's before and after (only the
+    fields that changed), without the bookkeeping that changes with every write."""
+    return {
+        name: FieldChange(from_=before.get(name), to=value)
+        for name, value in after.items()
+        if name not in _BOOKKEEPING
+    }
+
+
+class _TicketEvent(EventData):
+    entity = "ticket"
+    entity_field = "ticket_id"
+
+    ticket_id: int
+    number: int = Field(description="The human ticket number.")
+
+
+class TicketCreated(_TicketEvent):
+    """A ticket was opened (through the API or by an incoming mail)."""
+
+    type_name = "ticket.created"
+
+    subject: str
+    status: TicketStatus
+    priority: TicketPriority
+    channel: Channel
+    queue_id: int | None
+    assignee_id: int | None
+    team_id: int | None
+    customer_id: int
+
+
+class TicketUpdated(_TicketEvent):
+    """Fields of a ticket changed (by an agent, a routing rule, a message, a merge)."""
+
+    type_name = "ticket.updated"
+
+    changes: dict[str, FieldChange] = Field(
+        description="Each changed field with its value before (`from`) and after (`to`)."
+    )
+
+
+class TicketAssigned(_TicketEvent):
+    """The ticket's assignee or team changed."""
+
+    type_name = "ticket.assigned"
+
+    assignee_id: int | None
+    team_id: int | None
+    previous_assignee_id: int | None
+    previous_team_id: int | None
+
+
+class TicketStatusChanged(_TicketEvent):
+    """The ticket's status changed."""
+
+    type_name = "ticket.status_changed"
+
+    status: TicketStatus
+    previous_status: TicketStatus
+
+
+class MessageCreated(EventData):
+    """A message was added to a ticket: ids only, never its text."""
+
+    type_name = "message.created"
+    entity = "message"
+    entity_field = "message_id"
+
+    message_id: int
+    ticket_id: int
+    ticket_number: int
+    direction: MessageDirection = Field(description="`inbound`: from the customer's side.")
+    public: bool = Field(description="False for an internal note.")
+    author_agent_id: int | None
+    author_customer_id: int | None
+
+
+class _CustomerEvent(EventData):
+    # Ids and field names only: events may outlive a customer who asked to be forgotten.
+    entity = "customer"
+    entity_field = "customer_id"
+
+    customer_id: int
+
+
+class CustomerCreated(_CustomerEvent):
+    """A customer was created (by an agent, or for the sender of a new ticket)."""
+
+    type_name = "customer.created"
+
+    organisation_id: int | None
+
+
+class CustomerUpdated(_CustomerEvent):
+    """Fields of a customer changed; read the customer for the new values."""
+
+    type_name = "customer.updated"
+
+    fields: list[str] = Field(description="The names of the changed fields.")
+
+
+class MailQuarantined(EventData):
+    """An incoming mail could not be processed and was set aside; it can be retried."""
+
+    type_name = "mail.quarantined"
+    entity = "inbound_mail"
+    entity_field = "inbound_id"
+
+    inbound_id: int
+    mailbox_id: int | None
+    reason: str
+
+
+class OutboundFailed(EventData):
+    """Mailing a message failed for good (a permanent refusal, or too many attempts)."""
+
+    type_name = "outbound.failed"
+    entity = "message"
+    entity_field = "message_id"
+
+    message_id: int
+    ticket_id: int
+    purpose: MailPurpose
+    attempts: int
+    permanent: bool
+    reason: str
+
+
+class RoutingNotify(EventData):
+    """A routing rule's `notify` action fired."""
+
+    type_name = "routing.notify"
+    entity = "ticket"
+    entity_field = "ticket_id"
+
+    ticket_id: int
+    event: str = Field(description="The name the rule gave the notification.")
+    note: str | None
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    model.type_name: model
+    for model in (
+        TicketCreated,
+        TicketUpdated,
+        TicketAssigned,
+        TicketStatusChanged,
+        MessageCreated,
+        CustomerCreated,
+        CustomerUpdated,
+        MailQuarantined,
+        OutboundFailed,
+        RoutingNotify,
+    )
+}
+
+
+class EventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    type: str
+    entity: str
+    entity_id: int | None
+    data: dict[str, Any]
+    occurred_at: datetime
+
+
+class EventPage(BaseModel):
+    """Events oldest first; poll again with ``next_cursor``, which is never null."""
+
+    items: list[EventRead]
+    next_cursor: str = Field(
+        description="The position after the last item (the cursor passed in when nothing is "
+        "new): pass it as `after` to continue."
+    )
+
+
+class EventTypeRead(BaseModel):
+    type: str
+    version: int
+    description: str
+    json_schema: dict[str, Any] = Field(description="The JSON schema of the event's `data`.")
