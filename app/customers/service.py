@@ -13,6 +13,8 @@ from app.core.uniqueness import check_free
 from app.customers import repository
 from app.customers.models import Customer, CustomerEmail
 from app.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
+from app.events import service as events
+from app.events.schemas import CustomerCreated, CustomerUpdated, field_changes
 from app.organisations import service as organisations
 from app.tickets import service as ticket_service
 
@@ -115,6 +117,10 @@ async def _create(session: AsyncSession, actor: Principal, data: CustomerCreate)
     await audit.record(
         session, actor, "customer.created", ENTITY, customer.id, after=_snapshot(customer)
     )
+    await events.emit(
+        session,
+        CustomerCreated(customer_id=customer.id, organisation_id=customer.organisation_id),
+    )
     return customer
 
 
@@ -213,15 +219,13 @@ async def update_customer(
     if children_changed:
         customer.touch()
     await session.flush()
+    old, new = audit.changed_fields(before, _snapshot(customer))
     await audit.record(
-        session,
-        actor,
-        "customer.updated",
-        ENTITY,
-        customer.id,
-        before=before,
-        after=_snapshot(customer),
+        session, actor, "customer.updated", ENTITY, customer.id, before=old, after=new
     )
+    changed = field_changes(old, new)
+    if changed:
+        await events.emit(session, CustomerUpdated(customer_id=customer.id, fields=sorted(changed)))
     return customer
 
 

@@ -31,6 +31,8 @@ from app.core.message_ids import read_token
 from app.core.pagination import SortKey, next_cursor
 from app.customers import service as customers
 from app.db.locks import lock_values
+from app.events import service as events
+from app.events.schemas import MailQuarantined
 from app.ingest import repository
 from app.ingest.models import InboundMail, InboundStatus
 from app.ingest.parser import ParsedMail, UnparseableMail, parse_mail
@@ -253,10 +255,15 @@ async def _queue_for(session: AsyncSession, inbound: InboundMail, mail: ParsedMa
     return None
 
 
-def _quarantine(inbound: InboundMail, reason: str) -> None:
+async def _quarantine(session: AsyncSession, inbound: InboundMail, reason: str) -> None:
     inbound.status = InboundStatus.quarantined
     inbound.quarantine_reason = reason
     inbound.processed_at = utcnow()
+    await session.flush()
+    await events.emit(
+        session,
+        MailQuarantined(inbound_id=inbound.id, mailbox_id=inbound.mailbox_id, reason=reason),
+    )
 
 
 async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) -> Outcome:
@@ -270,8 +277,7 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
     try:
         mail = await asyncio.to_thread(parse_mail, raw, max_bytes=config.max_bytes)
     except UnparseableMail as exc:
-        _quarantine(inbound, exc.reason)
-        await session.flush()
+        await _quarantine(session, inbound, exc.reason)
         return Outcome(inbound.id, inbound.status, False, None)
     inbound.message_id_header = mail.message_id
     inbound.content_hash = await asyncio.to_thread(_content_hash, mail)
@@ -305,10 +311,11 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
         await session.flush()
         return Outcome(inbound.id, inbound.status, False, None)
     if ctx.customer_address is None:
-        _quarantine(
-            inbound, "The mail has no usable From address, so no customer to file it under."
+        await _quarantine(
+            session,
+            inbound,
+            "The mail has no usable From address, so no customer to file it under.",
         )
-        await session.flush()
         return Outcome(inbound.id, inbound.status, False, None)
 
     actor = _actor(inbound)
@@ -430,8 +437,7 @@ async def quarantine(session: AsyncSession, inbound_id: int, reason: str) -> Non
     processed after all, e.g. a commit whose answer was lost)."""
     inbound = await repository.get(session, inbound_id, for_update=True)
     if inbound is not None and inbound.status is InboundStatus.received:
-        _quarantine(inbound, reason)
-        await session.flush()
+        await _quarantine(session, inbound, reason)
 
 
 async def pending(

@@ -18,6 +18,15 @@ from app.core.errors import Conflict, Forbidden, Invalid, NotFound, check_versio
 from app.core.html import sanitise_html
 from app.core.pagination import SortKey, next_cursor
 from app.customers import service as customers
+from app.events import service as events
+from app.events.schemas import (
+    MessageCreated,
+    TicketAssigned,
+    TicketCreated,
+    TicketStatusChanged,
+    TicketUpdated,
+    field_changes,
+)
 from app.queues import service as queues
 from app.teams import service as teams
 from app.tickets import repository
@@ -204,7 +213,7 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
         references=[],
         attachments=await attachments.store(session, data.message.attachments),
     )
-    await _save_message(session, actor, message)
+    await _save_message(session, actor, ticket, message)
     return ticket
 
 
@@ -212,11 +221,81 @@ async def _save_ticket(session: AsyncSession, actor: Principal, ticket: Ticket) 
     session.add(ticket)
     await session.flush()
     await audit.record(session, actor, "ticket.created", ENTITY, ticket.id, after=_snapshot(ticket))
+    await events.emit(
+        session,
+        TicketCreated(
+            ticket_id=ticket.id,
+            number=ticket.number,
+            subject=ticket.subject,
+            status=ticket.status,
+            priority=ticket.priority,
+            channel=ticket.channel,
+            queue_id=ticket.queue_id,
+            assignee_id=ticket.assignee_id,
+            team_id=ticket.team_id,
+            customer_id=ticket.customer_id,
+        ),
+    )
 
 
-async def _save_message(session: AsyncSession, actor: Principal, message: Message) -> None:
+async def _record_change(
+    session: AsyncSession,
+    actor: Principal,
+    action: str,
+    ticket: Ticket,
+    before: audit.Snapshot,
+) -> None:
+    """Audit a change of the ticket and raise its events, both from one comparison of the
+    snapshots before and after."""
+    old, new = audit.changed_fields(before, _snapshot(ticket))
+    await audit.record(session, actor, action, ENTITY, ticket.id, before=old, after=new)
+    changes = field_changes(old, new)
+    if not changes:
+        return
+    await events.emit(
+        session, TicketUpdated(ticket_id=ticket.id, number=ticket.number, changes=changes)
+    )
+    if changes.keys() & {"assignee_id", "team_id"}:
+        await events.emit(
+            session,
+            TicketAssigned(
+                ticket_id=ticket.id,
+                number=ticket.number,
+                assignee_id=ticket.assignee_id,
+                team_id=ticket.team_id,
+                previous_assignee_id=before["assignee_id"],
+                previous_team_id=before["team_id"],
+            ),
+        )
+    if "status" in changes:
+        await events.emit(
+            session,
+            TicketStatusChanged(
+                ticket_id=ticket.id,
+                number=ticket.number,
+                status=ticket.status,
+                previous_status=before["status"],
+            ),
+        )
+
+
+async def _save_message(
+    session: AsyncSession, actor: Principal, ticket: Ticket, message: Message
+) -> None:
     session.add(message)
     await session.flush()
+    await events.emit(
+        session,
+        MessageCreated(
+            message_id=message.id,
+            ticket_id=ticket.id,
+            ticket_number=ticket.number,
+            direction=message.direction,
+            public=message.is_public,
+            author_agent_id=message.author_agent_id,
+            author_customer_id=message.author_customer_id,
+        ),
+    )
     await audit.record(
         session,
         actor,
@@ -266,9 +345,7 @@ async def update_ticket(
     for field, value in values.items():
         setattr(ticket, field, value)
     await session.flush()
-    await audit.record(
-        session, actor, "ticket.updated", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
-    )
+    await _record_change(session, actor, "ticket.updated", ticket, before)
     return ticket
 
 
@@ -314,7 +391,7 @@ async def add_message(
         attachments=[*await attachments.store(session, data.attachments), *copied_attachments],
         delivery=None,
     )
-    await _save_message(session, actor, message)
+    await _save_message(session, actor, ticket, message)
     if inbound:
         _customer_wrote(ticket)
     elif is_reply:
@@ -331,9 +408,7 @@ async def _message_added(
     # A new message is a change of the ticket for anyone syncing by updated_at.
     ticket.touch()
     await session.flush()
-    await audit.record(
-        session, actor, "ticket.updated", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
-    )
+    await _record_change(session, actor, "ticket.updated", ticket, before)
 
 
 async def add_automatic_reply(
@@ -365,7 +440,7 @@ async def add_automatic_reply(
         attachments=[],
         delivery=None,
     )
-    await _save_message(session, actor, message)
+    await _save_message(session, actor, ticket, message)
     await _message_added(session, actor, ticket, _snapshot(ticket))
     return message
 
@@ -494,9 +569,7 @@ async def apply_routing(
         else:
             setattr(ticket, field, value)
     await session.flush()
-    await audit.record(
-        session, actor, "ticket.routed", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
-    )
+    await _record_change(session, actor, "ticket.routed", ticket, before)
 
 
 async def release_queue(session: AsyncSession, queue_id: int) -> list[int]:
@@ -581,7 +654,7 @@ async def open_ticket_from_mail(
     await _save_ticket(session, actor, ticket)
     message = _mail_message(ticket, mail, customer_id)
     message.attachments = await attachments.store_files(session, mail.attachments)
-    await _save_message(session, actor, message)
+    await _save_message(session, actor, ticket, message)
     return ticket, message
 
 
@@ -593,14 +666,12 @@ async def add_mail(
     before = _snapshot(ticket)
     message = _mail_message(ticket, mail, customer_id)
     message.attachments = await attachments.store_files(session, mail.attachments)
-    await _save_message(session, actor, message)
+    await _save_message(session, actor, ticket, message)
     if mail.kind in _CONVERSATION:
         _customer_wrote(ticket)
     ticket.touch()
     await session.flush()
-    await audit.record(
-        session, actor, "ticket.updated", ENTITY, ticket.id, before=before, after=_snapshot(ticket)
-    )
+    await _record_change(session, actor, "ticket.updated", ticket, before)
     return message
 
 
@@ -755,22 +826,6 @@ async def merge(
         f"merged by {actor.label}: {moved} message(s) moved",
         state=LinkState.accepted,
     )
-    await audit.record(
-        session,
-        actor,
-        "ticket.merged",
-        ENTITY,
-        source.id,
-        before=before_source,
-        after=_snapshot(source),
-    )
-    await audit.record(
-        session,
-        actor,
-        "ticket.updated",
-        ENTITY,
-        target.id,
-        before=before_target,
-        after=_snapshot(target),
-    )
+    await _record_change(session, actor, "ticket.merged", source, before_source)
+    await _record_change(session, actor, "ticket.updated", target, before_target)
     return target
