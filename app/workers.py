@@ -1,5 +1,5 @@
-"""The background work of `ticketry serve` and `ticketry worker`: reading mailboxes and sending
-the outbox, side by side in one event loop, until told to stop."""
+"""The background work of `ticketry serve` and `ticketry worker`: reading mailboxes, sending
+the outbox and delivering webhooks, side by side in one event loop, until told to stop."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from app.ingest.poller import tls_context
 from app.ingest.supervisor import IngestSupervisor
 from app.outbound.service import OutboundConfig
 from app.outbound.worker import OutboxWorker
+from app.webhooks.service import WebhookConfig
+from app.webhooks.worker import WebhookWorker
 
 
 async def run_background_work(
@@ -29,4 +31,7 @@ async def run_background_work(
         smtp_timeout=settings.smtp_timeout_seconds,
         ssl_context=tls_context(settings),
     )
-    await asyncio.gather(supervisor.run(stop), outbox.run(stop))
+    webhooks = WebhookWorker(
+        maker, WebhookConfig.from_settings(settings), senders=settings.webhook_senders
+    )
+    await asyncio.gather(supervisor.run(stop), outbox.run(stop), webhooks.run(stop))

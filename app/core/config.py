@@ -143,6 +143,41 @@ class Settings(BaseSettings):
     outbound_senders: int = Field(
         default=4, ge=1, le=64, description="Mails each worker process sends at the same time."
     )
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, description="Longest wait for a webhook endpoint's answer."
+    )
+    webhook_retry_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="Wait before the first retry of a webhook delivery; doubled each time, "
+        "at most 6 hours.",
+    )
+    webhook_disable_after_hours: float = Field(
+        default=72,
+        gt=0,
+        description="A webhook whose deliveries have all failed for this long is switched off.",
+    )
+    webhook_secret_overlap_hours: float = Field(
+        default=24,
+        ge=0,
+        description="After a secret rotation, how long deliveries are also signed with the old "
+        "secret.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks call private, loopback and link-local addresses (testing only).",
+    )
+    webhook_allowed_targets: list[str] = Field(
+        default_factory=list,
+        description="Hosts and networks webhooks may call though not public, as JSON: "
+        '`["hooks.internal", "10.1.2.0/24"]`.',
+    )
+    webhook_senders: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Webhook endpoints each worker process posts to at once.",
+    )
     mailbox_rescan_seconds: float = Field(
         default=10, gt=0, description="How often workers look for mailboxes nobody reads."
     )

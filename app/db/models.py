@@ -17,6 +17,7 @@ from app.sla.models import SlaPolicy
 from app.teams.models import Team, team_members
 from app.templates.models import Template, TemplateVersion, template_queues
 from app.tickets.models import Message, Ticket, TicketLink
+from app.webhooks.models import Webhook, WebhookDelivery, fan_out_cursor
 
 __all__ = [
     "Agent",
@@ -47,6 +48,9 @@ __all__ = [
     "TemplateVersion",
     "Ticket",
     "TicketLink",
+    "Webhook",
+    "WebhookDelivery",
+    "fan_out_cursor",
     "queue_grants",
     "team_members",
     "template_queues",

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    and_,
+    any_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.pagination import SortKey, paginate
+from app.events.models import Event
+from app.webhooks.models import (
+    Webhook,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    fan_out_cursor,
+)
+
+# Events are numbered when written but seen when committed, so a slow transaction can make
+# an event appear below ids already fanned out. Each fan-out looks this many ids back.
+FAN_OUT_LOOKBACK = 1000
+
+_PENDING = WebhookDelivery.status == WebhookDeliveryStatus.pending
+
+
+async def get(session: AsyncSession, webhook_id: int) -> Webhook | None:
+    return await session.get(Webhook, webhook_id)
+
+
+async def list_webhooks(
+    session: AsyncSession, *, key: SortKey, cursor: str | None, limit: int
+) -> list[Webhook]:
+    return list(await session.scalars(paginate(select(Webhook), key, cursor, limit)))
+
+
+async def get_delivery(
+    session: AsyncSession, webhook_id: int, delivery_id: int
+) -> WebhookDelivery | None:
+    return await session.scalar(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id == webhook_id)
+        .with_for_update()
+    )
+
+
+async def list_deliveries(
+    session: AsyncSession, webhook_id: int, *, key: SortKey, cursor: str | None, limit: int
+) -> list[WebhookDelivery]:
+    statement = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+    return list(await session.scalars(paginate(statement, key, cursor, limit)))
+
+
+async def fan_out(session: AsyncSession, now: datetime) -> int | None:
+    """Create the deliveries of events newer than the cursor (and the look-back) for the
+    active webhooks subscribed to them; the number created, or None when another worker is
+    fanning out right now."""
+    await session.execute(
+        insert(fan_out_cursor).values(id=1, last_event_id=0).on_conflict_do_nothing()
+    )
+    cursor = await session.scalar(
+        select(fan_out_cursor.c.last_event_id)
+        .where(fan_out_cursor.c.id == 1)
+        .with_for_update(skip_locked=True)
+    )
+    if cursor is None:
+        return None
+    newest = await session.scalar(select(func.max(Event.id)))
+    if newest is None:
+        return 0
+    already = exists().where(
+        WebhookDelivery.webhook_id == Webhook.id, WebhookDelivery.event_id == Event.id
+    )
+    matches = (
+        select(Webhook.id, Event.id, literal(now))
+        .join(
+            Event,
+            and_(
+                Event.id > cursor - FAN_OUT_LOOKBACK,
+                Event.id <= newest,
+                Event.occurred_at >= Webhook.subscribed_since,
+                or_(
+                    Event.type == any_(Webhook.event_types),
+                    literal("*") == any_(Webhook.event_types),
+                ),
+            ),
+        )
+        .where(Webhook.active, ~already)
+        .order_by(Webhook.id, Event.id)
+    )
+    created = await session.scalars(
+        insert(WebhookDelivery)
+        .from_select(["webhook_id", "event_id", "next_attempt_at"], matches)
+        .on_conflict_do_nothing()
+        .returning(WebhookDelivery.id)
+    )
+    count = len(created.all())
+    await session.execute(
+        update(fan_out_cursor).where(fan_out_cursor.c.id == 1).values(last_event_id=newest)
+    )
+    return count
+
+
+async def claim_due(session: AsyncSession, now: datetime) -> Webhook | None:
+    """An active webhook whose oldest pending delivery is due, locked for this transaction
+    (FOR NO KEY UPDATE, so deliveries can still be added); webhooks another worker holds are
+    skipped, so one endpoint gets one delivery at a time, in order."""
+    head_due_at = (
+        select(WebhookDelivery.next_attempt_at)
+        .where(WebhookDelivery.webhook_id == Webhook.id, _PENDING)
+        .order_by(WebhookDelivery.event_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    statement = (
+        select(Webhook)
+        .where(Webhook.active, head_due_at <= now)
+        .order_by(head_due_at, Webhook.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, key_share=True, of=Webhook)
+    )
+    return await session.scalar(statement)
+
+
+async def head_delivery(session: AsyncSession, webhook_id: int) -> WebhookDelivery | None:
+    """The webhook's oldest pending delivery: the only one that may be attempted."""
+    return await session.scalar(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook_id, _PENDING)
+        .order_by(WebhookDelivery.event_id)
+        .limit(1)
+        .with_for_update()
+    )
+
+
+async def set_failing_since(session: AsyncSession, webhook_id: int, when: datetime | None) -> None:
+    """Bookkeeping, not a change of the resource: the version (ETag) stays."""
+    await session.execute(
+        update(Webhook)
+        .where(Webhook.id == webhook_id)
+        .values(failing_since=when)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def fail_pending(session: AsyncSession, webhook_id: int, reason: str) -> None:
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook_id, _PENDING)
+        .values(
+            status=WebhookDeliveryStatus.failed,
+            last_error=func.coalesce(WebhookDelivery.last_error, reason),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def retry_pending_now(session: AsyncSession, webhook_id: int, now: datetime) -> None:
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook_id, _PENDING)
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,213 @@
+"""Delivery to a real endpoint on loopback: signed as the Standard Webhooks specification
+says, retried through errors and timeouts, in order per endpoint, switched off after failing
+for too long; with a clock the test moves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from standardwebhooks import Webhook as Verifier
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from app.agents.models import AgentRole
+from app.auth.schemas import Principal
+from app.core.clock import utcnow
+from app.events.models import Event
+from app.webhooks import service
+from app.webhooks.models import Webhook, WebhookDelivery, WebhookDeliveryStatus
+from app.webhooks.schemas import WebhookCreate
+from app.webhooks.service import WebhookConfig
+from app.webhooks.worker import WebhookWorker
+from tests.webhooks.receiver import Receiver
+
+ADMIN = Principal(agent_id=None, label="test", role=AgentRole.admin)
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Hooks:
+    session: AsyncSession
+    worker: WebhookWorker
+    clock: Clock
+    receiver: Receiver
+    config: WebhookConfig
+
+    async def subscribe(self, types: list[str] | None = None) -> tuple[Webhook, str]:
+        data = WebhookCreate(url=self.receiver.url, event_types=types or ["*"])
+        return await service.create_webhook(self.session, ADMIN, data, self.config)
+
+    async def event(self, type_: str = "ticket.created", **data: object) -> int:
+        event = Event(type=type_, entity="ticket", entity_id=1, data=data)
+        self.session.add(event)
+        await self.session.flush()
+        return event.id
+
+    async def deliveries(self, webhook_id: int) -> list[WebhookDelivery]:
+        statement = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.webhook_id == webhook_id)
+            .order_by(WebhookDelivery.event_id)
+            .execution_options(populate_existing=True)
+        )
+        return list(await self.session.scalars(statement))
+
+
+@pytest.fixture
+async def hooks(
+    session: AsyncSession, connection: AsyncConnection, receiver: Receiver, config: WebhookConfig
+) -> Hooks:
+    maker = async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    clock = Clock(utcnow())
+    return Hooks(session, WebhookWorker(maker, config, clock=clock), clock, receiver, config)
+
+
+async def test_a_delivery_is_signed_and_verifies_with_the_library(hooks: Hooks) -> None:
+    webhook, secret = await hooks.subscribe(["ticket.created"])
+    event_id = await hooks.event(subject="Faktura")
+    await hooks.event("customer.created")  # not subscribed
+
+    assert await hooks.worker.deliver_due() == 1
+
+    [request] = hooks.receiver.received
+    payload = Verifier(secret).verify(request.body, request.headers)
+    assert payload["id"] == event_id
+    assert payload["type"] == "ticket.created"
+    assert payload["entity"] == "ticket"
+    assert payload["data"] == {"subject": "Faktura"}
+    assert request.headers["webhook-id"] == f"evt_{event_id}_wh_{webhook.id}"
+    with pytest.raises(WebhookVerificationError):
+        Verifier(service.sending.new_secret()).verify(request.body, request.headers)
+    [delivery] = await hooks.deliveries(webhook.id)
+    assert delivery.status is WebhookDeliveryStatus.delivered
+    assert delivery.last_status_code == 200
+    assert delivery.attempts == 1
+
+
+async def test_errors_and_timeouts_are_retried_until_delivered_once(hooks: Hooks) -> None:
+    webhook, _ = await hooks.subscribe()
+    await hooks.event()
+    hooks.receiver.answers = [500, None, 503]
+
+    for _ in range(3):
+        assert await hooks.worker.deliver_due() == 1
+        [delivery] = await hooks.deliveries(webhook.id)
+        assert delivery.status is WebhookDeliveryStatus.pending
+        assert await hooks.worker.deliver_due() == 0  # not due yet
+        hooks.clock.now = delivery.next_attempt_at
+    [delivery] = await hooks.deliveries(webhook.id)
+    assert delivery.attempts == 3
+    assert delivery.last_error == "the endpoint answered HTTP 503"
+
+    assert await hooks.worker.deliver_due() == 1
+    assert await hooks.worker.deliver_due() == 0
+    [delivery] = await hooks.deliveries(webhook.id)
+    assert delivery.status is WebhookDeliveryStatus.delivered
+    assert delivery.attempts == 4
+    ids = {r.headers["webhook-id"] for r in hooks.receiver.received}
+    assert len(hooks.receiver.received) == 4
+    assert len(ids) == 1
+
+
+async def test_a_failing_event_holds_back_the_later_ones(hooks: Hooks) -> None:
+    await hooks.subscribe()
+    first = await hooks.event(n=1)
+    second = await hooks.event(n=2)
+    hooks.receiver.answers = [500]
+
+    await hooks.worker.deliver_due()
+    assert [r.json["id"] for r in hooks.receiver.received] == [first]
+
+    hooks.clock.advance(hours=7)
+    await hooks.worker.deliver_due()
+    assert [r.json["id"] for r in hooks.receiver.received] == [first, first, second]
+
+
+async def test_an_endpoint_failing_for_days_is_switched_off_with_an_event(hooks: Hooks) -> None:
+    webhook, _ = await hooks.subscribe(["ticket.created"])
+    await hooks.event()
+    await hooks.event()
+    hooks.receiver.answers = [500] * 100
+    await hooks.worker.deliver_due()
+    for _ in range(20):
+        hooks.clock.advance(hours=6, minutes=30)
+        await hooks.worker.deliver_due()
+
+    await hooks.session.refresh(webhook)
+    assert webhook.active is False
+    assert webhook.disabled_reason is not None
+    statuses = [d.status for d in await hooks.deliveries(webhook.id)]
+    assert statuses == [WebhookDeliveryStatus.failed] * 2
+    [disabled] = await hooks.session.scalars(
+        select(Event).where(Event.type == "webhook.disabled", Event.entity_id == webhook.id)
+    )
+    assert disabled.data["url"] == webhook.url
+    received = len(hooks.receiver.received)
+    assert received <= 15  # about 3 days of backoff, and nothing after
+    hooks.clock.advance(days=1)
+    assert await hooks.worker.deliver_due() == 0
+
+
+async def test_redelivery_sends_the_event_again_with_the_same_id(hooks: Hooks) -> None:
+    webhook, _ = await hooks.subscribe()
+    await hooks.event()
+    await hooks.worker.deliver_due()
+    [delivery] = await hooks.deliveries(webhook.id)
+
+    await service.redeliver(hooks.session, ADMIN, webhook.id, delivery.id)
+    hooks.clock.advance(seconds=1)
+    await hooks.worker.deliver_due()
+
+    first, again = hooks.receiver.received
+    assert first.headers["webhook-id"] == again.headers["webhook-id"]
+    [delivery] = await hooks.deliveries(webhook.id)
+    assert delivery.status is WebhookDeliveryStatus.delivered
+    assert delivery.attempts == 2
+
+
+async def test_after_rotation_both_secrets_sign_until_the_overlap_ends(hooks: Hooks) -> None:
+    webhook, old = await hooks.subscribe()
+    _, new = await service.rotate_secret(hooks.session, ADMIN, webhook.id, hooks.config)
+    await hooks.event()
+    await hooks.worker.deliver_due()
+    [request] = hooks.receiver.received
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    Verifier(old).verify(request.body, request.headers)
+    Verifier(new).verify(request.body, request.headers)
+
+    hooks.clock.advance(hours=25)
+    await hooks.event()
+    await hooks.worker.deliver_due()
+    later = hooks.receiver.received[1]
+    message_id, signature = later.headers["webhook-id"], later.headers["webhook-signature"]
+    assert signature == Verifier(new).sign(message_id, hooks.clock.now, later.body.decode())
+
+
+async def test_deliveries_are_refused_to_private_addresses_unless_allowed(hooks: Hooks) -> None:
+    webhook, _ = await hooks.subscribe()
+    await hooks.event()
+    hooks.worker.config = replace(
+        hooks.config, policy=replace(hooks.config.policy, allow_private=False)
+    )
+
+    await hooks.worker.deliver_due()
+
+    assert hooks.receiver.received == []
+    [delivery] = await hooks.deliveries(webhook.id)
+    assert delivery.status is WebhookDeliveryStatus.pending
+    assert "not a public address" in (delivery.last_error or "")
