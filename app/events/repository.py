@@ -32,3 +32,25 @@ async def settled_after(
     if types:
         statement = statement.where(Event.type.in_(types))
     return list(await session.scalars(statement))
+
+
+_OWN_TRANSACTION = literal_column("pg_current_xact_id_if_assigned()::text::bigint", BigInteger)
+
+
+async def settled_or_own_after(
+    session: AsyncSession, txid: int, event_id: int, limit: int
+) -> list[tuple[Event, bool]]:
+    """Like ``settled_after``, plus the events this very transaction wrote (it sees them, and
+    whatever it derives from them commits or rolls back with them); each with whether it is
+    settled for everyone."""
+    statement = (
+        select(Event, (Event.txid < _OLDEST_RUNNING).label("settled"))
+        .where(
+            (Event.txid < _OLDEST_RUNNING) | (Event.txid == _OWN_TRANSACTION),
+            tuple_(Event.txid, Event.id)
+            > tuple_(literal(txid, BigInteger), literal(event_id, BigInteger)),
+        )
+        .order_by(Event.txid, Event.id)
+        .limit(limit)
+    )
+    return [(row.Event, row.settled) for row in await session.execute(statement)]

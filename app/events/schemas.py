@@ -194,6 +194,19 @@ class RoutingNotify(EventData):
     note: str | None
 
 
+class WebhookDisabled(EventData):
+    """A webhook was switched off because its deliveries kept failing."""
+
+    type_name = "webhook.disabled"
+    entity = "webhook"
+    entity_field = "webhook_id"
+
+    webhook_id: int
+    url: str
+    failing_since: datetime = Field(description="The first failure of the streak.")
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     model.type_name: model
     for model in (
@@ -207,6 +220,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         MailQuarantined,
         OutboundFailed,
         RoutingNotify,
+        WebhookDisabled,
     )
 }
 

@@ -88,6 +88,21 @@ async def feed(
     return rows, _encode(position)
 
 
+async def settled_since(
+    session: AsyncSession, position: tuple[int, int], limit: int
+) -> tuple[list[Event], tuple[int, int]]:
+    """For webhook fan-out, which keeps its own position (no permission check): the events
+    after ``position`` whose transactions have ended, plus those of the caller's own
+    transaction, in the feed's order; and the position to continue from. The position moves
+    only over events settled for everyone, so the caller's own events are seen again next
+    time (fan-out is idempotent) and nothing of a transaction still running is passed over."""
+    rows = await repository.settled_or_own_after(session, *position, limit)
+    settled = [event for event, done in rows if done]
+    if settled:
+        position = (settled[-1].txid, settled[-1].id)
+    return [event for event, _ in rows], position
+
+
 def event_types() -> list[EventTypeRead]:
     return [
         EventTypeRead(

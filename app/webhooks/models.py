@@ -96,6 +96,8 @@ fan_out_cursor = Table(
     "webhook_fan_out_cursor",
     Base.metadata,
     Column("id", Integer, primary_key=True),
+    Column("last_txid", BigInteger, nullable=False),
     Column("last_event_id", BigInteger, nullable=False),
 )
-"""One row: the highest event id fanned out so far, locked by the worker fanning out."""
+"""One row: the position (transaction id, event id) in the event feed fanned out so far,
+locked by the worker fanning out."""

@@ -5,7 +5,6 @@ from datetime import datetime
 from sqlalchemy import (
     and_,
     any_,
-    exists,
     func,
     literal,
     or_,
@@ -26,7 +25,6 @@ from app.webhooks.models import (
 
 # Events are numbered when written but seen when committed, so a slow transaction can make
 # an event appear below ids already fanned out. Each fan-out looks this many ids back.
-FAN_OUT_LOOKBACK = 1000
 
 _PENDING = WebhookDelivery.status == WebhookDeliveryStatus.pending
 
@@ -58,33 +56,39 @@ async def list_deliveries(
     return list(await session.scalars(paginate(statement, key, cursor, limit)))
 
 
-async def fan_out(session: AsyncSession, now: datetime) -> int | None:
-    """Create the deliveries of events newer than the cursor (and the look-back) for the
-    active webhooks subscribed to them; the number created, or None when another worker is
-    fanning out right now."""
+async def lock_fan_out_position(session: AsyncSession) -> tuple[int, int] | None:
+    """The (txid, event id) fanned out so far, locked for this transaction; None while another
+    worker holds it."""
     await session.execute(
-        insert(fan_out_cursor).values(id=1, last_event_id=0).on_conflict_do_nothing()
+        insert(fan_out_cursor).values(id=1, last_txid=0, last_event_id=0).on_conflict_do_nothing()
     )
-    cursor = await session.scalar(
-        select(fan_out_cursor.c.last_event_id)
+    row = (
+        await session.execute(
+            select(fan_out_cursor.c.last_txid, fan_out_cursor.c.last_event_id)
+            .where(fan_out_cursor.c.id == 1)
+            .with_for_update(skip_locked=True)
+        )
+    ).first()
+    return (row.last_txid, row.last_event_id) if row is not None else None
+
+
+async def save_fan_out_position(session: AsyncSession, position: tuple[int, int]) -> None:
+    await session.execute(
+        update(fan_out_cursor)
         .where(fan_out_cursor.c.id == 1)
-        .with_for_update(skip_locked=True)
+        .values(last_txid=position[0], last_event_id=position[1])
     )
-    if cursor is None:
-        return None
-    newest = await session.scalar(select(func.max(Event.id)))
-    if newest is None:
-        return 0
-    already = exists().where(
-        WebhookDelivery.webhook_id == Webhook.id, WebhookDelivery.event_id == Event.id
-    )
+
+
+async def create_deliveries(session: AsyncSession, event_ids: list[int], now: datetime) -> int:
+    """A delivery of each event for each active webhook subscribed to its type since before it
+    happened, created in the events' order (the order each endpoint receives them)."""
     matches = (
         select(Webhook.id, Event.id, literal(now))
         .join(
             Event,
             and_(
-                Event.id > cursor - FAN_OUT_LOOKBACK,
-                Event.id <= newest,
+                Event.id.in_(event_ids),
                 Event.occurred_at >= Webhook.subscribed_since,
                 or_(
                     Event.type == any_(Webhook.event_types),
@@ -92,8 +96,8 @@ async def fan_out(session: AsyncSession, now: datetime) -> int | None:
                 ),
             ),
         )
-        .where(Webhook.active, ~already)
-        .order_by(Webhook.id, Event.id)
+        .where(Webhook.active)
+        .order_by(Event.txid, Event.id, Webhook.id)
     )
     created = await session.scalars(
         insert(WebhookDelivery)
@@ -101,11 +105,7 @@ async def fan_out(session: AsyncSession, now: datetime) -> int | None:
         .on_conflict_do_nothing()
         .returning(WebhookDelivery.id)
     )
-    count = len(created.all())
-    await session.execute(
-        update(fan_out_cursor).where(fan_out_cursor.c.id == 1).values(last_event_id=newest)
-    )
-    return count
+    return len(created.all())
 
 
 async def claim_due(session: AsyncSession, now: datetime) -> Webhook | None:
@@ -134,7 +134,7 @@ async def head_delivery(session: AsyncSession, webhook_id: int) -> WebhookDelive
     return await session.scalar(
         select(WebhookDelivery)
         .where(WebhookDelivery.webhook_id == webhook_id, _PENDING)
-        .order_by(WebhookDelivery.event_id)
+        .order_by(WebhookDelivery.id)
         .limit(1)
         .with_for_update()
     )

@@ -6,7 +6,6 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.core.types import Description, reject_null
-from app.events.schemas import EventData
 from app.webhooks.models import WebhookDeliveryStatus
 
 TargetUrl = Annotated[
@@ -103,16 +102,3 @@ class PingResult(BaseModel):
     status_code: int | None
     latency_ms: int | None
     error: str | None
-
-
-class WebhookDisabled(EventData):
-    """A webhook was switched off because its deliveries kept failing."""
-
-    type_name = "webhook.disabled"
-    entity = "webhook"
-    entity_field = "webhook_id"
-
-    webhook_id: int
-    url: str
-    failing_since: datetime = Field(description="The first failure of the streak.")
-    reason: str

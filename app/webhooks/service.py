@@ -21,10 +21,11 @@ from app.core.errors import Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.events import service as events
 from app.events.models import Event
+from app.events.schemas import WebhookDisabled
 from app.outbound.service import retry_delay
 from app.webhooks import repository, sending
 from app.webhooks.models import Webhook, WebhookDelivery, WebhookDeliveryStatus
-from app.webhooks.schemas import WebhookCreate, WebhookDisabled, WebhookRead, WebhookUpdate
+from app.webhooks.schemas import WebhookCreate, WebhookRead, WebhookUpdate
 from app.webhooks.targets import TargetPolicy, Unresolvable, UnsafeTarget, check_target
 
 log = structlog.get_logger(__name__)
@@ -247,8 +248,23 @@ async def ping(
 # --- the worker's steps ------------------------------------------------------------------------
 
 
+FAN_OUT_BATCH = 1000
+
+
 async def fan_out(session: AsyncSession, now: datetime) -> int | None:
-    return await repository.fan_out(session, now)
+    """Create the deliveries of the events settled since the last fan-out (in the event feed's
+    order, so none is skipped however late its transaction commits) for the active webhooks
+    subscribed to them; the number created, or None while another worker fans out."""
+    position = await repository.lock_fan_out_position(session)
+    if position is None:
+        return None
+    found, next_position = await events.settled_since(session, position, FAN_OUT_BATCH)
+    if not found:
+        return 0
+    created = await repository.create_deliveries(session, [e.id for e in found], now)
+    if next_position != position:
+        await repository.save_fan_out_position(session, next_position)
+    return created
 
 
 def message_id(delivery: WebhookDelivery) -> str:

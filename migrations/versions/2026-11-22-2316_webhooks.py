@@ -22,6 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "webhook_fan_out_cursor",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("last_txid", sa.BigInteger(), nullable=False),
         sa.Column("last_event_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_fan_out_cursor")),
     )

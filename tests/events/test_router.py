@@ -26,6 +26,7 @@ async def test_the_types_are_published_with_version_and_schema(
         "mail.quarantined",
         "outbound.failed",
         "routing.notify",
+        "webhook.disabled",
     }
     updated = published["ticket.updated"]
     assert updated["version"] == 1
