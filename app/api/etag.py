@@ -26,6 +26,17 @@ def read_with_etag(response: Response, schema: type[ReadT], row: Versioned) -> R
     return schema.model_validate(row)
 
 
+def upserted_with_etag(
+    response: Response, schema: type[ReadT], row: Versioned, *, created: bool, location: str
+) -> ReadT:
+    """For a ``PUT`` that creates or updates: 201 with the new resource's canonical URL
+    (``location``) when it created, else 200."""
+    if created:
+        response.status_code = 201
+        response.headers["Location"] = location
+    return read_with_etag(response, schema, row)
+
+
 def created_with_etag(
     request: Request, response: Response, schema: type[ReadT], row: Versioned
 ) -> ReadT:

@@ -3,18 +3,19 @@ the API's types for them, and one store that keeps each id with one entity."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from sqlalchemy import String, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
 from sqlalchemy.sql.base import ExecutableOption
 
-from app.core.errors import NotFound
+from app.core.errors import Invalid, NotFound, PreconditionFailed
 from app.core.uniqueness import check_free
+from app.db.locks import lock_values
 
 SystemName = Annotated[
     str,
@@ -35,6 +36,47 @@ ExternalIds = Annotated[
         examples=[{"crm": "A-17"}],
     ),
 ]
+
+
+def with_path_id(system: str, external_id: str, given: Mapping[str, str] | None) -> dict[str, str]:
+    """The ids of an upsert's body plus the one named by its path; the body may repeat that
+    one, not contradict it."""
+    ids = dict(given or {})
+    if ids.setdefault(system, external_id) != external_id:
+        raise Invalid(
+            f"The body gives the {system} id {ids[system]!r}, the path {external_id!r}.",
+            field=f"body.external_ids.{system}",
+        )
+    return ids
+
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+EntityT = TypeVar("EntityT")
+
+
+async def upsert(
+    body: BodyT,
+    ids: dict[str, str],
+    owner_id: int | None,
+    *,
+    expected_version: int | None,
+    missing: str,
+    create: Callable[[BodyT], Awaitable[EntityT]],
+    update: Callable[[int, dict[str, Any]], Awaitable[EntityT]],
+) -> tuple[EntityT, bool]:
+    """Create or update by external id: ``create`` the entity from the ``body`` with ``ids``
+    when no entity (``owner_id``) has the id, else ``update`` it with the fields the body
+    gives (``ids`` in place of its ``external_ids`` when it gives them). An ``If-Match``
+    version (``missing`` names what is absent) cannot match an entity that does not exist.
+    Returns the entity and whether it was created."""
+    if owner_id is None:
+        if expected_version is not None:
+            raise PreconditionFailed(f"No {missing} exists yet.")
+        return await create(body.model_copy(update={"external_ids": ids})), True
+    values = body.model_dump(exclude_unset=True)
+    if "external_ids" in values:
+        values["external_ids"] = ids
+    return await update(owner_id, values), False
 
 
 def external_ids_as_dict(value: Any) -> Any:
@@ -91,6 +133,14 @@ class ExternalIdStore(Generic[OwnerT, RowT]):
         if owner is None:
             raise NotFound(f"No {self.entity} has the {system} id {external_id!r}.")
         return owner
+
+    async def lock_and_find(
+        self, session: AsyncSession, system: str, external_id: str
+    ) -> int | None:
+        """For an upsert: who holds the id, after waiting for any other writer of the same id
+        to end its transaction (two creating it at once would clash on the key)."""
+        await lock_values(session, f"{self.entity}-external-id", [f"{system}:{external_id}"])
+        return (await self.owners(session, [(system, external_id)])).get((system, external_id))
 
     async def owners(
         self, session: AsyncSession, pairs: Iterable[tuple[str, str]]

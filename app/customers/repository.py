@@ -17,10 +17,14 @@ _EXTERNAL_IDS = ExternalIdStore(
 )
 
 
-async def get(session: AsyncSession, customer_id: int) -> Customer | None:
-    return await session.scalar(
-        select(Customer).where(Customer.id == customer_id).options(*_WITH_CHILDREN)
-    )
+async def get(
+    session: AsyncSession, customer_id: int, *, for_update: bool = False
+) -> Customer | None:
+    """The customer with addresses and external ids; ``for_update`` locks its row."""
+    statement = select(Customer).where(Customer.id == customer_id).options(*_WITH_CHILDREN)
+    if for_update:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(statement)
 
 
 async def get_by_email(session: AsyncSession, email: str) -> Customer | None:
@@ -36,6 +40,12 @@ async def get_by_email(session: AsyncSession, email: str) -> Customer | None:
 async def get_by_external_id(session: AsyncSession, system: str, external_id: str) -> Customer:
     """The customer with that id in the other system; NotFound when none has it."""
     return await _EXTERNAL_IDS.get_owner(session, system, external_id, options=_WITH_CHILDREN)
+
+
+async def lock_external_id(session: AsyncSession, system: str, external_id: str) -> int | None:
+    """The id of the customer holding that external id, if any, locked against other writers
+    of the same id until the transaction ends."""
+    return await _EXTERNAL_IDS.lock_and_find(session, system, external_id)
 
 
 async def set_external_ids(

@@ -5,13 +5,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
-from app.api.etag import created_with_etag, read_with_etag
+from app.api.etag import created_with_etag, read_with_etag, upserted_with_etag
 from app.api.problems import responses
 from app.core.external_ids import ExternalIdValue, SystemName
 from app.core.pagination import Page
 from app.core.types import EmailAddress
 from app.customers import service
-from app.customers.schemas import CustomerCreate, CustomerNumber, CustomerRead, CustomerUpdate
+from app.customers.schemas import (
+    CustomerCreate,
+    CustomerMergeRead,
+    CustomerMergeRequest,
+    CustomerNumber,
+    CustomerRead,
+    CustomerUpdate,
+)
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -79,6 +86,56 @@ async def lookup_customer(
     return read_with_etag(response, CustomerRead, customer)
 
 
+@router.get(
+    "/by-external/{system}/{external_id}",
+    response_model=CustomerRead,
+    responses=responses(401, 403, 404, 422),
+)
+async def get_customer_by_external_id(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    system: SystemName,
+    external_id: ExternalIdValue,
+    response: Response,
+) -> CustomerRead:
+    """The customer with this id in another system (agent role or higher); by address:
+    `GET /customers/lookup?email=`."""
+    customer = await service.lookup_customer(
+        session, principal, email=None, system=system, external_id=external_id
+    )
+    return read_with_etag(response, CustomerRead, customer)
+
+
+@router.put(
+    "/by-external/{system}/{external_id}",
+    response_model=CustomerRead,
+    responses=responses(401, 403, 404, 409, 412, 422)
+    | {201: {"description": "Created", "model": CustomerRead}},
+)
+async def upsert_customer_by_external_id(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    system: SystemName,
+    external_id: ExternalIdValue,
+    body: CustomerCreate,
+    if_match: IfMatch,
+    response: Response,
+) -> CustomerRead:
+    """Create the customer with this external id (201), or update the one that has it (200;
+    only the fields given change, `If-Match` is honoured) (agent role or higher). The body
+    need not repeat the path's id in `external_ids`."""
+    customer, created = await service.upsert_by_external_id(
+        session, principal, system, external_id, body, if_match
+    )
+    return upserted_with_etag(
+        response,
+        CustomerRead,
+        customer,
+        created=created,
+        location=f"/api/v1/customers/{customer.id}",
+    )
+
+
 @router.get("/{customer_id}", response_model=CustomerRead, responses=responses(401, 403, 404))
 async def get_customer(
     session: DbSession, principal: CurrentPrincipal, customer_id: int, response: Response
@@ -103,6 +160,26 @@ async def update_customer(
     """Change a customer (agent role or higher)."""
     customer = await service.update_customer(session, principal, customer_id, body, if_match)
     return read_with_etag(response, CustomerRead, customer)
+
+
+@router.post(
+    "/{customer_id}/merge",
+    response_model=CustomerMergeRead,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def merge_customer(
+    session: DbSession, principal: CurrentPrincipal, customer_id: int, body: CustomerMergeRequest
+) -> CustomerMergeRead:
+    """Merge this customer into another (supervisor or higher): their tickets, the messages
+    they wrote, addresses, external ids and organisation (if the other has none) move there,
+    and this customer is deleted. Where both have an id in the same system the other's stays;
+    this one's is dropped and listed in `dropped_external_ids`."""
+    result = await service.merge_customers(session, principal, customer_id, body.into_customer_id)
+    return CustomerMergeRead(
+        customer=CustomerRead.model_validate(result.customer),
+        tickets_moved=result.tickets_moved,
+        dropped_external_ids=result.dropped_external_ids,
+    )
 
 
 @router.delete(

@@ -91,3 +91,18 @@ class CustomerRead(BaseModel):
     def _addresses(cls, value: Any) -> Any:
         """The ORM's address rows (ordered by position) as plain addresses."""
         return [row if isinstance(row, str) else row.email for row in value]
+
+
+class CustomerMergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    into_customer_id: int = Field(description="The customer that receives everything and stays.")
+
+
+class CustomerMergeRead(BaseModel):
+    customer: CustomerRead = Field(description="The customer merged into, as it is now.")
+    tickets_moved: int
+    dropped_external_ids: dict[str, str] = Field(
+        description="External ids of the merged customer in systems where the customer merged "
+        "into has its own id already: those are kept, these were dropped."
+    )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -8,13 +9,14 @@ from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.errors import Conflict, Invalid, NotFound, check_version
+from app.core.external_ids import upsert, with_path_id
 from app.core.pagination import SortKey, next_cursor
 from app.core.uniqueness import check_free
 from app.customers import repository
 from app.customers.models import Customer, CustomerEmail
 from app.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
 from app.events import service as events
-from app.events.schemas import CustomerCreated, CustomerUpdated, field_changes
+from app.events.schemas import CustomerCreated, CustomerMerged, CustomerUpdated, field_changes
 from app.organisations import service as organisations
 from app.tickets import service as ticket_service
 
@@ -227,6 +229,107 @@ async def update_customer(
     if changed:
         await events.emit(session, CustomerUpdated(customer_id=customer.id, fields=sorted(changed)))
     return customer
+
+
+async def upsert_by_external_id(
+    session: AsyncSession,
+    actor: Principal,
+    system: str,
+    external_id: str,
+    data: CustomerCreate,
+    expected_version: int | None,
+) -> tuple[Customer, bool]:
+    """Create the customer with that external id, or update the one that has it (only the
+    fields the body gives; `external_ids`, when given, replace the others but the path's id
+    stays). Returns the customer and whether it was created."""
+    actor.require(AgentRole.agent)
+    ids = with_path_id(system, external_id, data.external_ids)
+    owner_id = await repository.lock_external_id(session, system, external_id)
+    return await upsert(
+        data,
+        ids,
+        owner_id,
+        expected_version=expected_version,
+        missing=f"customer with the {system} id {external_id!r}",
+        create=lambda body: create_customer(session, actor, body),
+        update=lambda owner, values: update_customer(
+            session, actor, owner, CustomerUpdate.model_validate(values), expected_version
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    customer: Customer
+    tickets_moved: int
+    dropped_external_ids: dict[str, str]
+
+
+async def merge_customers(
+    session: AsyncSession, actor: Principal, customer_id: int, into_customer_id: int
+) -> MergeResult:
+    """Move the customer's tickets (and the messages they wrote), addresses, external ids and
+    organisation (when the other has none) to the other customer, then delete them. Where both
+    have an id in the same system the other's is kept and this one's dropped."""
+    actor.require(AgentRole.supervisor)
+    if customer_id == into_customer_id:
+        raise Invalid("A customer cannot be merged into itself.", field="body.into_customer_id")
+    # Lock both in id order, so two merges of the same pair cannot deadlock.
+    locked = {}
+    for locked_id in sorted((customer_id, into_customer_id)):
+        customer = await repository.get(session, locked_id, for_update=True)
+        if customer is None:
+            raise NotFound(f"Customer {locked_id} does not exist.")
+        locked[locked_id] = customer
+    source, target = locked[customer_id], locked[into_customer_id]
+    before = _snapshot(target)
+    tickets_moved = await ticket_service.move_customer(session, source.id, target.id)
+    # The rows move (an update of their owner): new rows would clash with the old ones'
+    # unique keys inside the flush.
+    for email in list(source.emails):
+        source.emails.remove(email)
+        email.position = len(target.emails)
+        target.emails.append(email)
+    taken = {row.system for row in target.external_ids}
+    dropped = {r.system: r.external_id for r in source.external_ids if r.system in taken}
+    for row in [r for r in source.external_ids if r.system not in taken]:
+        source.external_ids.remove(row)
+        target.external_ids.append(row)
+    if target.organisation_id is None:
+        target.organisation_id = source.organisation_id
+    target.touch()
+    await session.flush()
+    await session.delete(source)
+    await session.flush()
+    # Ids and counts only: the audit log must hold no personal data of the merged customer.
+    await audit.record(
+        session,
+        actor,
+        "customer.merged",
+        ENTITY,
+        target.id,
+        after={
+            "merged_customer_id": customer_id,
+            "tickets_moved": tickets_moved,
+            "dropped_external_id_systems": sorted(dropped),
+        },
+    )
+    await audit.record(
+        session,
+        actor,
+        "customer.updated",
+        ENTITY,
+        target.id,
+        before=before,
+        after=_snapshot(target),
+    )
+    await events.emit(
+        session,
+        CustomerMerged(
+            customer_id=target.id, merged_customer_id=customer_id, tickets_moved=tickets_moved
+        ),
+    )
+    return MergeResult(target, tickets_moved, dropped)
 
 
 async def delete_customer(

@@ -155,6 +155,16 @@ class CustomerUpdated(_CustomerEvent):
     fields: list[str] = Field(description="The names of the changed fields.")
 
 
+class CustomerMerged(_CustomerEvent):
+    """A customer was merged into another (`customer_id`, which stays) and deleted: their
+    tickets, addresses and external ids are now the other's."""
+
+    type_name = "customer.merged"
+
+    merged_customer_id: int = Field(description="The customer merged away (deleted).")
+    tickets_moved: int
+
+
 class MailQuarantined(EventData):
     """An incoming mail could not be processed and was set aside; it can be retried."""
 
@@ -217,6 +227,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         MessageCreated,
         CustomerCreated,
         CustomerUpdated,
+        CustomerMerged,
         MailQuarantined,
         OutboundFailed,
         RoutingNotify,

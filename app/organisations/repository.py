@@ -42,6 +42,12 @@ async def get_by_external_id(session: AsyncSession, system: str, external_id: st
     return await _EXTERNAL_IDS.get_owner(session, system, external_id, options=[_WITH_EXTERNAL_IDS])
 
 
+async def lock_external_id(session: AsyncSession, system: str, external_id: str) -> int | None:
+    """The id of the organisation holding that external id, if any, locked against other
+    writers of the same id until the transaction ends."""
+    return await _EXTERNAL_IDS.lock_and_find(session, system, external_id)
+
+
 async def set_external_ids(
     session: AsyncSession, organisation: Organisation, wanted: Mapping[str, str]
 ) -> bool:

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
-from app.api.etag import created_with_etag, read_with_etag
+from app.api.etag import created_with_etag, read_with_etag, upserted_with_etag
 from app.api.problems import responses
 from app.core.external_ids import ExternalIdValue, SystemName
 from app.core.pagination import Page
@@ -73,6 +73,55 @@ async def lookup_organisation(
         session, principal, domain=domain, system=system, external_id=external_id
     )
     return read_with_etag(response, OrganisationRead, organisation)
+
+
+@router.get(
+    "/by-external/{system}/{external_id}",
+    response_model=OrganisationRead,
+    responses=responses(401, 403, 404, 422),
+)
+async def get_organisation_by_external_id(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    system: SystemName,
+    external_id: ExternalIdValue,
+    response: Response,
+) -> OrganisationRead:
+    """The organisation with this id in another system (agent role or higher)."""
+    organisation = await service.lookup_organisation(
+        session, principal, domain=None, system=system, external_id=external_id
+    )
+    return read_with_etag(response, OrganisationRead, organisation)
+
+
+@router.put(
+    "/by-external/{system}/{external_id}",
+    response_model=OrganisationRead,
+    responses=responses(401, 403, 404, 409, 412, 422)
+    | {201: {"description": "Created", "model": OrganisationRead}},
+)
+async def upsert_organisation_by_external_id(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    system: SystemName,
+    external_id: ExternalIdValue,
+    body: OrganisationCreate,
+    if_match: IfMatch,
+    response: Response,
+) -> OrganisationRead:
+    """Create the organisation with this external id (201), or update the one that has it
+    (200; only the fields given change, `If-Match` is honoured) (supervisor or higher). The
+    body need not repeat the path's id in `external_ids`."""
+    organisation, created = await service.upsert_by_external_id(
+        session, principal, system, external_id, body, if_match
+    )
+    return upserted_with_etag(
+        response,
+        OrganisationRead,
+        organisation,
+        created=created,
+        location=f"/api/v1/organisations/{organisation.id}",
+    )
 
 
 @router.get(

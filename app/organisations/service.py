@@ -6,6 +6,7 @@ from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.errors import Conflict, Invalid, NotFound, check_version
+from app.core.external_ids import upsert, with_path_id
 from app.core.pagination import SortKey, next_cursor
 from app.customers import service as customers
 from app.organisations import repository
@@ -143,6 +144,33 @@ async def update_organisation(
         after=_snapshot(organisation),
     )
     return organisation
+
+
+async def upsert_by_external_id(
+    session: AsyncSession,
+    actor: Principal,
+    system: str,
+    external_id: str,
+    data: OrganisationCreate,
+    expected_version: int | None,
+) -> tuple[Organisation, bool]:
+    """Create the organisation with that external id, or update the one that has it (only
+    the fields the body gives; `external_ids`, when given, replace the others but the path's
+    id stays). Returns the organisation and whether it was created."""
+    actor.require(AgentRole.supervisor)
+    ids = with_path_id(system, external_id, data.external_ids)
+    owner_id = await repository.lock_external_id(session, system, external_id)
+    return await upsert(
+        data,
+        ids,
+        owner_id,
+        expected_version=expected_version,
+        missing=f"organisation with the {system} id {external_id!r}",
+        create=lambda body: create_organisation(session, actor, body),
+        update=lambda owner, values: update_organisation(
+            session, actor, owner, OrganisationUpdate.model_validate(values), expected_version
+        ),
+    )
 
 
 async def delete_organisation(

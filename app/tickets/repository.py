@@ -253,6 +253,25 @@ async def move_messages(session: AsyncSession, from_ticket_id: int, to_ticket_id
     return len(moved.all())
 
 
+async def move_customer(session: AsyncSession, from_customer_id: int, to_customer_id: int) -> int:
+    """Give the customer's tickets, and the messages they wrote, to another customer; each
+    ticket's version moves. Returns how many tickets moved."""
+    await session.execute(
+        update(Message)
+        .where(Message.author_customer_id == from_customer_id)
+        .values(author_customer_id=to_customer_id)
+        .execution_options(synchronize_session="fetch")
+    )
+    moved = await session.scalars(
+        update(Ticket)
+        .where(Ticket.customer_id == from_customer_id)
+        .values(customer_id=to_customer_id, version=Ticket.version + 1)
+        .returning(Ticket.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return len(moved.all())
+
+
 async def accept_links(session: AsyncSession, ticket_id: int, other_ticket_id: int) -> None:
     """Open suggestions between the two tickets are settled by their merge."""
     pair = {ticket_id, other_ticket_id}

@@ -534,6 +534,13 @@ async def count_for_customer(session: AsyncSession, customer_id: int) -> int:
     return await repository.count_for_customer(session, customer_id)
 
 
+async def move_customer(session: AsyncSession, from_customer_id: int, to_customer_id: int) -> int:
+    """For a customer merge (no permission check: the caller has checked its own): the
+    tickets of one customer, and the messages they wrote, become the other's. Returns how
+    many tickets moved."""
+    return await repository.move_customer(session, from_customer_id, to_customer_id)
+
+
 async def count_open_for_customer(session: AsyncSession, customer_id: int) -> int:
     """The customer's tickets not yet solved or closed."""
     return await repository.count_open_for_customer(session, customer_id)

@@ -58,10 +58,20 @@ CASES = [
     Case("PATCH", "/customers/{customer}", "agent", {"phone": "+47 22 00 00 00"}),
     Case("DELETE", "/customers/{spare_customer}", "supervisor"),
     Case("GET", "/customers/{customer}/tickets", "agent"),
+    Case("GET", "/customers/by-external/crm/S-1", "agent"),
+    Case("PUT", "/customers/by-external/crm/K-1", "agent", {"emails": ["ny.kunde@example.no"]}),
+    Case(
+        "POST",
+        "/customers/{spare_customer}/merge",
+        "supervisor",
+        {"into_customer_id": "{customer}"},
+    ),
     Case("GET", "/organisations", "agent"),
     Case("POST", "/organisations", "supervisor", {"name": "Fjord AS", "domains": ["fjord.no"]}),
     Case("GET", "/organisations/lookup", "agent", params={"domain": "nordlys.no"}),
     Case("GET", "/organisations/{organisation}", "agent"),
+    Case("GET", "/organisations/by-external/erp/O-1", "agent"),
+    Case("PUT", "/organisations/by-external/erp/N-1", "supervisor", {"name": "Fjord AS"}),
     Case("PATCH", "/organisations/{organisation}", "supervisor", {"name": "Nordlys ASA"}),
     Case("DELETE", "/organisations/{organisation}", "supervisor"),
     Case("GET", "/queues", "external"),
@@ -186,14 +196,19 @@ async def _build_world(
         f"/api/v1/queues/{queue['id']}/grants/{partner_id}", headers=admin.headers
     )
     assert grant.status_code == 200, grant.text
-    organisation = await post("/organisations", {"name": "Nordlys AS", "domains": ["nordlys.no"]})
+    organisation = await post(
+        "/organisations",
+        {"name": "Nordlys AS", "domains": ["nordlys.no"], "external_ids": {"erp": "O-1"}},
+    )
     team = await post("/teams", {"name": "Førstelinje"})
     member = await client.put(
         f"/api/v1/teams/{team['id']}/members/{member_id}", headers=admin.headers
     )
     assert member.status_code == 200, member.text
     sla_policy = await post("/sla-policies", {"name": "Guld"})
-    spare = await post("/customers", {"name": "Ola", "emails": ["ola@example.no"]})
+    spare = await post(
+        "/customers", {"name": "Ola", "emails": ["ola@example.no"], "external_ids": {"crm": "S-1"}}
+    )
     upload = {"filename": "bilde.png", "content_base64": base64.b64encode(b"png").decode()}
     ticket = await post(
         "/tickets",

@@ -23,6 +23,7 @@ async def test_the_types_are_published_with_version_and_schema(
         "message.created",
         "customer.created",
         "customer.updated",
+        "customer.merged",
         "mail.quarantined",
         "outbound.failed",
         "routing.notify",
