@@ -20,10 +20,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.agents.models import Agent, AgentRole
-from app.api.deps import get_session
+from app.api.deps import get_session, get_sessionmaker
 from app.auth.models import ApiToken
 from app.core.config import Environment, Settings, async_database_url
 from app.core.security import hash_api_token, hash_password, new_api_token, token_display_prefix
@@ -147,8 +147,11 @@ def app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    """Calls the app in-process; every request runs on this test's rolled-back session."""
+async def client(
+    app: FastAPI, connection: AsyncConnection, session: AsyncSession
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Calls the app in-process; every request runs on this test's rolled-back transaction
+    (the rate-limit counters too, in savepoints of their own)."""
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         # What the test set up through `session` is kept even if this request rolls back.
@@ -161,12 +164,16 @@ async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.Asy
             raise
 
     app.dependency_overrides[get_session] = test_session
+    app.dependency_overrides[get_sessionmaker] = lambda: async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://ticketry.test") as c:
             yield c
     finally:
         app.dependency_overrides.pop(get_session, None)
+        app.dependency_overrides.pop(get_sessionmaker, None)
 
 
 @dataclass

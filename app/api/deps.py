@@ -43,7 +43,7 @@ async def get_session(
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 
-_bearer = HTTPBearer(auto_error=False, description="A personal API token: `Bearer tkt_...`")
+bearer = HTTPBearer(auto_error=False, description="A personal API token: `Bearer tkt_...`")
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -51,7 +51,7 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 async def get_principal(
     request: Request,
     session: DbSession,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None:
         raise Unauthorized(

@@ -1,4 +1,4 @@
-"""Request id, access log and security headers, as one pure ASGI middleware."""
+"""Request id, access log, security and rate-limit headers, as one pure ASGI middleware."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.rate_limits import STATE_KEY, RateLimitState
 from app.core.logging import get_logger
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -32,7 +33,8 @@ class RequestContextMiddleware:
             return
         supplied = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = supplied if _VALID_REQUEST_ID.match(supplied) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
 
@@ -44,6 +46,9 @@ class RequestContextMiddleware:
                 headers["X-Request-ID"] = request_id
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
+                rate_limit: RateLimitState | None = state.get(STATE_KEY)
+                if rate_limit is not None:
+                    headers.update(rate_limit.headers())
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.agents.router import router as agents
+from app.api.idempotency import check_idempotency_key, make_posts_idempotent
+from app.api.rate_limits import enforce_rate_limit
 from app.attachments.router import router as attachments
 from app.audit.router import router as audit
 from app.auth.router import router as auth
@@ -24,7 +26,10 @@ from app.tickets.router import customer_history_router
 from app.tickets.router import router as tickets
 from app.webhooks.router import router as webhooks
 
-api_v1 = APIRouter(prefix="/api/v1")
+api_v1 = APIRouter(
+    prefix="/api/v1",
+    dependencies=[Depends(enforce_rate_limit), Depends(check_idempotency_key)],
+)
 for domain_router in (
     auth,
     tickets,
@@ -46,4 +51,5 @@ for domain_router in (
     events,
     webhooks,
 ):
+    make_posts_idempotent(domain_router)
     api_v1.include_router(domain_router)

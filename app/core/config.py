@@ -187,6 +187,25 @@ class Settings(BaseSettings):
         description="Database connections kept per process (as many again on bursts).",
     )
 
+    idempotency_key_hours: float = Field(
+        default=24,
+        gt=0,
+        description="How long the answer to a POST sent with an `Idempotency-Key` is kept for "
+        "retries.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="API requests one token (or, without one, one client address) may make per "
+        "minute; 0 turns the limit off.",
+    )
+    auth_rate_limit_per_minute: int = Field(
+        default=20,
+        ge=0,
+        description="Login and token calls one client address may make per minute; 0 turns the "
+        "limit off.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise_database_url(cls, value: str | None) -> str | None:

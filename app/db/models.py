@@ -1,6 +1,7 @@
 """Imports every model so that ``Base.metadata`` (and Alembic) sees the whole schema."""
 
 from app.agents.models import Agent
+from app.api.models import IdempotencyRecord, RateLimitWindow
 from app.attachments.models import Attachment, Blob
 from app.audit.models import AuditEvent
 from app.auth.models import ApiToken
@@ -31,6 +32,7 @@ __all__ = [
     "CustomerEmail",
     "CustomerExternalId",
     "Event",
+    "IdempotencyRecord",
     "InboundMail",
     "Mailbox",
     "MailboxFolder",
@@ -40,6 +42,7 @@ __all__ = [
     "OrganisationExternalId",
     "OutboundMail",
     "Queue",
+    "RateLimitWindow",
     "RoutingTrace",
     "RuleSetVersion",
     "SlaPolicy",
