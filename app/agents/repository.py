@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -9,6 +11,10 @@ from app.core.pagination import SortKey, paginate
 
 async def get(session: AsyncSession, agent_id: int) -> Agent | None:
     return await session.get(Agent, agent_id)
+
+
+async def get_many(session: AsyncSession, agent_ids: Collection[int]) -> list[Agent]:
+    return list(await session.scalars(select(Agent).where(Agent.id.in_(agent_ids))))
 
 
 async def get_by_email(session: AsyncSession, email: str) -> Agent | None:

@@ -65,6 +65,16 @@ class AgentSelfUpdate(BaseModel):
     _not_null = field_validator("name", "languages", "available", "password")(reject_null)
 
 
+class AgentPublicRead(BaseModel):
+    """What any agent, external partners too, may see of a colleague."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    active: bool
+
+
 class AgentRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

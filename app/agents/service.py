@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,11 @@ async def get_agent(session: AsyncSession, actor: Principal, agent_id: int) -> A
 
 async def find_by_id(session: AsyncSession, agent_id: int) -> Agent | None:
     return await repository.get(session, agent_id)
+
+
+async def find_many(session: AsyncSession, agent_ids: Collection[int]) -> list[Agent]:
+    """The agents among these ids, without a permission check: for side-loading."""
+    return await repository.get_many(session, agent_ids)
 
 
 async def find_by_email(session: AsyncSession, email: str) -> Agent | None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,11 @@ async def get(
     if for_update:
         statement = statement.with_for_update().execution_options(populate_existing=True)
     return await session.scalar(statement)
+
+
+async def get_many(session: AsyncSession, customer_ids: Collection[int]) -> list[Customer]:
+    statement = select(Customer).where(Customer.id.in_(customer_ids)).options(*_WITH_CHILDREN)
+    return list(await session.scalars(statement))
 
 
 async def get_by_email(session: AsyncSession, email: str) -> Customer | None:

@@ -4,22 +4,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app.agents.schemas import AgentPublicRead
 from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
 from app.api.etag import read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
+from app.customers.schemas import CustomerRead
 from app.outbound.service import OutboundConfig
 from app.routing import service as routing
 from app.tickets import service
 from app.tickets.models import Message, Ticket
 from app.tickets.schemas import (
+    Included,
     MergeRequest,
     MessageCreate,
     MessageRead,
     TicketCreate,
     TicketFilters,
+    TicketInclude,
     TicketLinkRead,
+    TicketPage,
     TicketRead,
+    TicketReadIncluded,
     TicketSort,
     TicketUpdate,
     TicketWithMessages,
@@ -37,7 +43,41 @@ def _message(message: Message) -> MessageRead:
     return MessageRead.model_validate(message)
 
 
-@router.get("", response_model=Page[TicketRead], responses=responses(401, 403, 422))
+def _included(found: service.Related) -> Included | None:
+    """The side-loaded records with only the kinds asked for; None without ``include``."""
+    if not found.kinds:
+        return None
+    kinds: dict[str, object] = {}
+    if TicketInclude.customer in found.kinds:
+        kinds["customers"] = {c.id: CustomerRead.model_validate(c) for c in found.customers}
+    if TicketInclude.assignee in found.kinds:
+        kinds["agents"] = {a.id: AgentPublicRead.model_validate(a) for a in found.agents}
+    if TicketInclude.messages in found.kinds:
+        by_ticket: dict[int, list[MessageRead]] = {}
+        for message in found.messages:
+            by_ticket.setdefault(message.ticket_id, []).append(_message(message))
+        kinds["messages"] = by_ticket
+    return Included.model_validate(kinds)
+
+
+_LIST_INCLUDES = frozenset({TicketInclude.customer, TicketInclude.assignee})
+IncludeParam = Annotated[
+    str | None,
+    Query(
+        description="Related records to side-load into `included`, comma-separated: "
+        "`customer` (not for external partners), `assignee`, and on a single ticket "
+        "`messages` (external partners: public ones).",
+        examples=["customer,assignee"],
+    ),
+]
+
+
+@router.get(
+    "",
+    response_model=TicketPage,
+    response_model_exclude_unset=True,
+    responses=responses(401, 403, 422),
+)
 async def list_tickets(
     session: DbSession,
     principal: CurrentPrincipal,
@@ -45,10 +85,16 @@ async def list_tickets(
     limit: PageLimit,
     cursor: Cursor = None,
     sort: TicketSort = TicketSort.created_at_desc,
-) -> Page[TicketRead]:
-    """Tickets matching the filters; external partners see their granted queues only."""
+    include: IncludeParam = None,
+) -> TicketPage:
+    """Tickets matching the filters; external partners see their granted queues only. With
+    `include`, the related records of the whole page come along in `included`."""
+    kinds = service.includes(principal, include, _LIST_INCLUDES)
     rows, next_cursor = await service.list_tickets(session, principal, filters, sort, cursor, limit)
-    return Page(items=[TicketRead.model_validate(t) for t in rows], next_cursor=next_cursor)
+    page = TicketPage(items=[TicketRead.model_validate(t) for t in rows], next_cursor=next_cursor)
+    if kinds:
+        page.included = _included(await service.related(session, principal, rows, kinds))
+    return page
 
 
 @router.post(
@@ -74,11 +120,26 @@ async def create_ticket(
     return _ticket(ticket, response)
 
 
-@router.get("/{ticket_id}", response_model=TicketRead, responses=responses(401, 403, 404))
+@router.get(
+    "/{ticket_id}",
+    response_model=TicketReadIncluded,
+    response_model_exclude_unset=True,
+    responses=responses(401, 403, 404, 422),
+)
 async def get_ticket(
-    session: DbSession, principal: CurrentPrincipal, ticket_id: int, response: Response
-) -> TicketRead:
-    return _ticket(await service.get_ticket(session, principal, ticket_id), response)
+    session: DbSession,
+    principal: CurrentPrincipal,
+    ticket_id: int,
+    response: Response,
+    include: IncludeParam = None,
+) -> TicketReadIncluded:
+    """The ticket; with `include`, its related records come along in `included`."""
+    kinds = service.includes(principal, include, frozenset(TicketInclude))
+    ticket = await service.get_ticket(session, principal, ticket_id)
+    read = read_with_etag(response, TicketReadIncluded, ticket)
+    if kinds:
+        read.included = _included(await service.related(session, principal, [ticket], kinds))
+    return read
 
 
 @router.patch(

@@ -14,9 +14,12 @@ from pydantic import (
     model_validator,
 )
 
+from app.agents.schemas import AgentPublicRead
 from app.attachments.schemas import AttachmentRead, AttachmentUpload
 from app.attachments.service import FileData
+from app.core.pagination import Page
 from app.core.types import EmailAddress, reject_null
+from app.customers.schemas import CustomerRead
 from app.outbound.models import DeliveryStatus, MailPurpose
 from app.tickets.models import (
     Channel,
@@ -330,3 +333,30 @@ class MergeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     into_ticket_id: int = Field(description="The ticket that receives the messages and stays.")
+
+
+class TicketInclude(StrEnum):
+    """Related records a ticket read can bring along (`include=customer,assignee`)."""
+
+    customer = "customer"
+    assignee = "assignee"
+    messages = "messages"
+
+
+class Included(BaseModel):
+    """The related records asked for with `include`, each once, by id; only the kinds asked
+    for are present."""
+
+    customers: dict[int, CustomerRead] = Field(default_factory=dict)
+    agents: dict[int, AgentPublicRead] = Field(default_factory=dict)
+    messages: dict[int, list[MessageRead]] = Field(
+        default_factory=dict, description="By ticket id, oldest first."
+    )
+
+
+class TicketPage(Page[TicketRead]):
+    included: Included | None = Field(default=None, description="Present with `include`.")
+
+
+class TicketReadIncluded(TicketRead):
+    included: Included | None = Field(default=None, description="Present with `include`.")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -8,7 +9,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents
-from app.agents.models import AgentRole
+from app.agents.models import Agent, AgentRole
 from app.attachments import service as attachments
 from app.attachments.models import Attachment
 from app.audit import service as audit
@@ -18,6 +19,7 @@ from app.core.errors import Conflict, Forbidden, Invalid, NotFound, check_versio
 from app.core.html import sanitise_html
 from app.core.pagination import SortKey, next_cursor
 from app.customers import service as customers
+from app.customers.models import Customer
 from app.events import service as events
 from app.events.schemas import (
     MessageCreated,
@@ -48,6 +50,7 @@ from app.tickets.schemas import (
     ThreadCandidate,
     TicketCreate,
     TicketFilters,
+    TicketInclude,
     TicketRead,
     TicketSort,
     TicketUpdate,
@@ -102,6 +105,58 @@ async def list_tickets(
     key = sort_key(sort)
     rows = await repository.list_tickets(session, filters, visible, key, cursor, limit)
     return next_cursor(rows, key, limit)
+
+
+def includes(
+    actor: Principal, raw: str | None, allowed: frozenset[TicketInclude]
+) -> frozenset[TicketInclude]:
+    """The related kinds asked for with ``include`` (comma-separated); an unknown or
+    unsupported kind is invalid, and external partners may not have customer records."""
+    names = [name.strip() for name in (raw or "").split(",") if name.strip()]
+    unknown = sorted({name for name in names if name not in {kind.value for kind in allowed}})
+    if unknown:
+        raise Invalid(
+            f"Unknown include value(s): {', '.join(unknown)}; choose from "
+            f"{', '.join(sorted(allowed))}.",
+            field="query.include",
+        )
+    kinds = frozenset(TicketInclude(name) for name in names)
+    if TicketInclude.customer in kinds and actor.is_external:
+        raise Forbidden("External partners cannot read customer records.")
+    return kinds
+
+
+@dataclass(frozen=True)
+class Related:
+    """The records ``include`` asked for: each kind loaded with one query for all tickets."""
+
+    kinds: frozenset[TicketInclude]
+    customers: Sequence[Customer]
+    agents: Sequence[Agent]
+    messages: Sequence[Message]
+
+
+async def related(
+    session: AsyncSession,
+    actor: Principal,
+    tickets: Sequence[Ticket],
+    kinds: frozenset[TicketInclude],
+) -> Related:
+    """The tickets' related records of these kinds (from ``includes``, which checked the
+    actor); external partners get public messages only."""
+    found_customers: Sequence[Customer] = []
+    found_agents: Sequence[Agent] = []
+    found_messages: Sequence[Message] = []
+    if TicketInclude.customer in kinds:
+        found_customers = await customers.find_many(session, {t.customer_id for t in tickets})
+    assignees = {t.assignee_id for t in tickets if t.assignee_id is not None}
+    if TicketInclude.assignee in kinds and assignees:
+        found_agents = await agents.find_many(session, assignees)
+    if TicketInclude.messages in kinds:
+        found_messages = await repository.list_messages(
+            session, [t.id for t in tickets], public_only=actor.is_external
+        )
+    return Related(kinds, found_customers, found_agents, found_messages)
 
 
 async def _check_queue(session: AsyncSession, actor: Principal, queue_id: int) -> TicketPriority:
