@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import operator
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -311,11 +312,11 @@ _CLOCK_FIELDS = frozenset(path for path, spec in FIELDS.items() if spec.computed
 # (not_equals, not_in) hold on False only, so a value of the wrong type matches neither way.
 
 
-class _Predicate:
+class _Predicate(ABC):
     __slots__ = ()
 
-    def __call__(self, ctx: _Context, view: _View) -> bool | None:
-        raise NotImplementedError
+    @abstractmethod
+    def __call__(self, ctx: _Context, view: _View) -> bool | None: ...
 
     def evidence(self, ctx: _Context, view: _View) -> str | None:
         """What matched, for the trace (e.g. the trigger word found), if worth saying."""
@@ -494,16 +495,16 @@ class _Exists(_Predicate):
 # --- The condition tree --------------------------------------------------------------------
 
 
-class _Node:
+class _Node(ABC):
     """A compiled condition: ``test`` is the fast path, ``explain`` says why in words."""
 
     __slots__ = ()
 
-    def test(self, ctx: _Context) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def test(self, ctx: _Context) -> bool: ...
 
-    def explain(self, ctx: _Context) -> tuple[bool, str]:
-        raise NotImplementedError
+    @abstractmethod
+    def explain(self, ctx: _Context) -> tuple[bool, str]: ...
 
 
 class _All(_Node):
