@@ -32,6 +32,11 @@ Description = Annotated[str, Field(max_length=10_000)]
 """Free text about a queue or a team."""
 
 
+def email_domain(address: str) -> str:
+    """The part after the @, lower-cased."""
+    return address.rpartition("@")[2].lower()
+
+
 def unique_in_order(values: list[str]) -> list[str]:
     """For list fields: each value once, where it first appears (after normalisation
     "Støtte@X.dk" and "støtte@x.dk" are one address, kept once)."""

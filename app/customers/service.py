@@ -11,6 +11,7 @@ from app.auth.schemas import Principal
 from app.core.errors import Conflict, Invalid, NotFound, check_version
 from app.core.external_ids import upsert, with_path_id
 from app.core.pagination import SortKey, next_cursor
+from app.core.types import email_domain
 from app.core.uniqueness import check_free
 from app.customers import repository
 from app.customers.models import Customer, CustomerEmail
@@ -25,10 +26,6 @@ ENTITY = "customer"
 
 def _snapshot(customer: Customer) -> audit.Snapshot:
     return audit.snapshot(CustomerRead.model_validate(customer))
-
-
-def _domain(email: str) -> str:
-    return email.rpartition("@")[2]
 
 
 async def _get(session: AsyncSession, customer_id: int) -> Customer:
@@ -100,7 +97,7 @@ async def _create(session: AsyncSession, actor: Principal, data: CustomerCreate)
             await _check_organisation(session, organisation_id)
     else:
         organisation_id = await organisations.organisation_id_for_domain(
-            session, _domain(data.emails[0])
+            session, email_domain(data.emails[0])
         )
     customer = Customer(
         name=data.name,

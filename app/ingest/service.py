@@ -52,7 +52,7 @@ from app.routing import service as routing
 from app.routing.facts import Trigger
 from app.routing.service import RoutingContext
 from app.tickets import service as tickets
-from app.tickets.models import LinkKind, MailKind
+from app.tickets.models import CONVERSATION_KINDS, LinkKind, MailKind
 from app.tickets.schemas import MailMessage, ThreadCandidate
 
 log = get_logger(__name__)
@@ -62,8 +62,6 @@ IMPORT_SOURCE = "import"
 MAX_ATTEMPTS = 3
 _PASSING_FAILURES = (DBAPIError, StaleDataError, TimeoutError, ConnectionError)
 _NEVER_A_TICKET = frozenset({MailKind.auto_reply, MailKind.bounce})
-_CONVERSATION = frozenset({MailKind.normal, MailKind.mailing_list})
-"""Mail the rules for new messages run on: what people write, not machines."""
 
 
 @dataclass(frozen=True)
@@ -338,7 +336,7 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
             session, actor, ctx.target.id, message_data, customer_id=customer.id
         )
         ticket_id = ctx.target.id
-        if ctx.kind in _CONVERSATION:
+        if ctx.kind in CONVERSATION_KINDS:
             await routing.route(
                 session,
                 await tickets.get_ticket(session, actor, ticket_id, for_update=True),

@@ -15,6 +15,7 @@ from app.auth.schemas import Principal
 from app.core.config import Settings
 from app.core.errors import Conflict, Invalid
 from app.core.message_ids import outgoing_message_id
+from app.core.types import email_domain
 from app.customers import service as customers
 from app.events import service as events
 from app.events.schemas import OutboundFailed
@@ -204,7 +205,7 @@ async def _queue(
     message.channel = Channel.email
     message.from_address = from_address
     message.message_id = outgoing_message_id(
-        config.secret_key, ticket.id, message.id, from_address.rpartition("@")[2]
+        config.secret_key, ticket.id, message.id, email_domain(from_address)
     )
     message.subject = ticket_subject(
         message.subject or ticket.subject,

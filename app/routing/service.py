@@ -19,7 +19,7 @@ from app.audit import service as audit
 from app.auth.schemas import Principal
 from app.core.clock import utcnow
 from app.core.errors import Invalid, NotFound, check_version
-from app.core.types import unique_in_order
+from app.core.types import email_domain, unique_in_order
 from app.customers import service as customers
 from app.db.locks import lock_values
 from app.events import service as events
@@ -324,10 +324,6 @@ async def apply_yaml(
 # --- facts --------------------------------------------------------------------------------
 
 
-def _domain(address: str | None) -> str | None:
-    return address.rpartition("@")[2].lower() if address and "@" in address else None
-
-
 def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
     return {f"{prefix}.{key}": value for key, value in values.items()}
 
@@ -422,7 +418,7 @@ class MessageFacts:
     def values(self) -> dict[str, Any]:
         return {
             "message.sender": self.sender.lower() if self.sender else None,
-            "message.sender_domain": _domain(self.sender),
+            "message.sender_domain": email_domain(self.sender) if self.sender else None,
             "message.to": [a.lower() for a in self.to],
             "message.cc": [a.lower() for a in self.cc],
             "message.recipients": unique_in_order(

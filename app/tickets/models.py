@@ -67,6 +67,10 @@ class MailKind(StrEnum):
     """Our own outgoing mail, come back (a loop)."""
 
 
+CONVERSATION_KINDS = frozenset({MailKind.normal, MailKind.mailing_list})
+"""Mail that is part of the conversation: written by people, not answered by machines."""
+
+
 class ThreadMatch(StrEnum):
     """How an inbound mail found its ticket, so "why did this land here" has an answer."""
 

@@ -33,6 +33,7 @@ from app.queues import service as queues
 from app.teams import service as teams
 from app.tickets import repository
 from app.tickets.models import (
+    CONVERSATION_KINDS,
     Channel,
     LinkKind,
     LinkState,
@@ -66,8 +67,6 @@ _SORT_COLUMNS = {
     "number": Ticket.number,
     "priority": Ticket.priority,
 }
-_CONVERSATION = frozenset({MailKind.normal, MailKind.mailing_list})
-"""Mail written by people: shown to the customer's side and moving the ticket on."""
 _OPEN_AGAIN = {TicketStatus.pending, TicketStatus.solved, TicketStatus.closed}
 
 
@@ -508,7 +507,7 @@ async def find_by_status_token(session: AsyncSession, token: str) -> Ticket | No
 async def conversation(session: AsyncSession, ticket_id: int, *, limit: int) -> list[Message]:
     """The latest messages between customer and support, oldest first: no internal notes and
     nothing written by machines."""
-    return await repository.conversation(session, ticket_id, _CONVERSATION, limit)
+    return await repository.conversation(session, ticket_id, CONVERSATION_KINDS, limit)
 
 
 async def first_message(session: AsyncSession, ticket_id: int) -> Message | None:
@@ -666,7 +665,7 @@ def _mail_message(ticket: Ticket, mail: MailMessage, customer_id: int) -> Messag
         ticket_id=ticket.id,
         direction=MessageDirection.inbound,
         # Bounces and auto-replies are kept, but as notes: not part of the conversation.
-        is_public=mail.kind in _CONVERSATION,
+        is_public=mail.kind in CONVERSATION_KINDS,
         channel=Channel.email,
         author_customer_id=customer_id,
         from_address=mail.from_address,
@@ -729,7 +728,7 @@ async def add_mail(
     message = _mail_message(ticket, mail, customer_id)
     message.attachments = await attachments.store_files(session, mail.attachments)
     await _save_message(session, actor, ticket, message)
-    if mail.kind in _CONVERSATION:
+    if mail.kind in CONVERSATION_KINDS:
         _customer_wrote(ticket)
     ticket.touch()
     await session.flush()
