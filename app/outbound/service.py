@@ -270,12 +270,14 @@ async def auto_reply(
 ) -> tuple[Message | None, str]:
     """Mail the customer an automatic answer from the template (the built-in acknowledgement
     when None), marked as automatic; returns the message, or None and why not."""
-    refused = await refused_recipients(session, [address])
-    if refused:
-        return None, f"not sent: {address} {refused[address]}"
+    # The mailbox first: it is usually in the session already, and without one (a mailbox
+    # that only receives) the recipient checks' queries are not needed.
     mailbox = await sending_mailbox(session, ticket)
     if mailbox is None:
         return None, "not sent: the ticket has no mailbox to send from"
+    refused = await refused_recipients(session, [address])
+    if refused:
+        return None, f"not sent: {address} {refused[address]}"
     sender_name, _ = mailboxes.sender_address(mailbox)
     rendered = await templates.render_acknowledgement(
         session,

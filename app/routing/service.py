@@ -82,6 +82,7 @@ MAX_BODY_CHARS = 20_000
 SPAM_TAG = "spam"
 REPLAY_EXAMPLES = 10
 
+_COMPILED_KEPT = 8
 _compiled: dict[tuple[int, datetime], CompiledRuleSet] = {}
 """Compiled rule sets by saved row. A saved version never changes, so every process may keep
 its own; the key is the row's id and save time, not the version number, because a version
@@ -117,6 +118,8 @@ async def _in_force(session: AsyncSession) -> tuple[RuleSetVersion | None, RuleS
 def _compiled_row(saved: RuleSetVersion) -> CompiledRuleSet:
     key = (saved.id, saved.saved_at)
     if key not in _compiled:
+        if len(_compiled) >= _COMPILED_KEPT:
+            del _compiled[next(iter(_compiled))]  # the oldest compiled: rarely asked for again
         _compiled[key] = _compile(RuleSetDefinition.model_validate(saved.definition))
     return _compiled[key]
 
