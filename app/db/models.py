@@ -5,6 +5,7 @@ from app.api.models import IdempotencyRecord, RateLimitWindow
 from app.attachments.models import Attachment, Blob
 from app.audit.models import AuditEvent
 from app.auth.models import ApiToken
+from app.calendars.models import Calendar, CalendarHoliday
 from app.customers.models import Customer, CustomerEmail, CustomerExternalId
 from app.db.base import Base
 from app.events.models import Event
@@ -28,6 +29,8 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Blob",
+    "Calendar",
+    "CalendarHoliday",
     "Customer",
     "CustomerEmail",
     "CustomerExternalId",
