@@ -9,6 +9,8 @@ from app.calendars.models import Calendar, CalendarHoliday
 from app.customers.models import Customer, CustomerEmail, CustomerExternalId
 from app.db.base import Base
 from app.events.models import Event
+from app.followups.models import FollowUp
+from app.incidents.models import Incident, IncidentTicket, TicketUpdateSchedule
 from app.ingest.models import InboundMail
 from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
 from app.organisations.models import Organisation, OrganisationExternalId
@@ -35,7 +37,10 @@ __all__ = [
     "CustomerEmail",
     "CustomerExternalId",
     "Event",
+    "FollowUp",
     "IdempotencyRecord",
+    "Incident",
+    "IncidentTicket",
     "InboundMail",
     "Mailbox",
     "MailboxFolder",
@@ -54,6 +59,7 @@ __all__ = [
     "TemplateVersion",
     "Ticket",
     "TicketLink",
+    "TicketUpdateSchedule",
     "Webhook",
     "WebhookDelivery",
     "fan_out_cursor",
