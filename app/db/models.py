@@ -15,6 +15,7 @@ from app.ingest.models import InboundMail
 from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
 from app.organisations.models import Organisation, OrganisationExternalId
 from app.outbound.models import OutboundMail
+from app.privacy.models import MessageFinding, SensitivePattern
 from app.queues.models import Queue, queue_grants
 from app.routing.models import AssignmentCursor, RoutingTrace, RuleSetVersion
 from app.sla.models import SlaPolicy
@@ -46,6 +47,7 @@ __all__ = [
     "MailboxFolder",
     "MailboxStatus",
     "Message",
+    "MessageFinding",
     "Organisation",
     "OrganisationExternalId",
     "OutboundMail",
@@ -53,6 +55,7 @@ __all__ = [
     "RateLimitWindow",
     "RoutingTrace",
     "RuleSetVersion",
+    "SensitivePattern",
     "SlaPolicy",
     "Team",
     "Template",

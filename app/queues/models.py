@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Enum, ForeignKey, String, Table, Text, text
@@ -8,6 +9,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
 from app.tickets.models import TicketPriority
+
+
+class CustomerFields(StrEnum):
+    """What an external agent working a queue sees of its tickets' customers."""
+
+    none = "none"
+    name = "name"
+    name_and_email = "name_and_email"
+
 
 queue_grants = Table(
     "queue_grants",
@@ -19,6 +29,12 @@ queue_grants = Table(
         ForeignKey("agents.id", ondelete="CASCADE"),
         primary_key=True,
         index=True,
+    ),
+    Column(
+        "customer_fields",
+        Enum(CustomerFields, name="customer_fields"),
+        nullable=False,
+        server_default=CustomerFields.none.value,
     ),
 )
 """Queues an external agent may work; other roles need no grant."""
@@ -49,3 +65,7 @@ class Queue(IdMixin, TimestampMixin, VersionedMixin, Base):
     acknowledgement_template_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("templates.id", ondelete="SET NULL")
     )
+    sla_policy_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("sla_policies.id", ondelete="SET NULL"), index=True
+    )
+    """The SLA policy of this queue's tickets unless a routing rule sets another."""

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.attachments.models import Attachment
-from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
+from app.db.base import Base, ChangeTxidMixin, IdMixin, TimestampMixin, VersionedMixin
 from app.outbound.models import OutboundMail
 
 
@@ -107,7 +107,7 @@ STATUS_TOKEN_DEFAULT = text(
 """244 random bits, made by the database so that every way a ticket is created gets one."""
 
 
-class Ticket(IdMixin, TimestampMixin, VersionedMixin, Base):
+class Ticket(IdMixin, TimestampMixin, VersionedMixin, ChangeTxidMixin, Base):
     __tablename__ = "tickets"
     __table_args__ = (
         Index("ix_tickets_created_at_id", "created_at", "id"),
@@ -126,6 +126,7 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, Base):
         ),
         Index("ix_tickets_customer_id_created_at_id", "customer_id", "created_at", "id"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
+        Index("ix_tickets_change_txid_id", "change_txid", "id"),
     )
 
     number: Mapped[int] = mapped_column(
@@ -172,10 +173,11 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, Base):
     """The unguessable key of the customer's status page."""
 
 
-class Message(IdMixin, Base):
+class Message(IdMixin, ChangeTxidMixin, Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_ticket_id_created_at_id", "ticket_id", "created_at", "id"),
+        Index("ix_messages_change_txid_id", "change_txid", "id"),
     )
 
     ticket_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"))

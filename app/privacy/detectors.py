@@ -1,0 +1,245 @@
+"""Finding sensitive numbers in text, and masking them: pure functions, no I/O.
+
+Each detector is a regex that finds candidates written the usual ways (with or without
+separators), followed by a validation with ``python-stdnum`` (checksums, dates that exist), so
+an order number or a phone number is not taken for an identity number.
+
+Danish CPR numbers: ``stdnum.dk.cpr`` checks the embedded date and century only, because since
+2007 numbers are issued that fail the old modulus 11 check. We follow it: a ten-digit number
+with a real date (``DDMMYY-SSSS``, or the ten digits alone) is taken for a CPR number. That
+masks some date-like ten-digit numbers too, which costs less than showing a real CPR number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import regex  # type: ignore[import-untyped]  # no stubs published
+from stdnum import iban, luhn
+from stdnum.dk import cpr
+from stdnum.exceptions import ValidationError
+from stdnum.fi import hetu
+from stdnum.no import fodselsnummer
+from stdnum.se import personnummer
+
+CUSTOM_PREFIX = "custom:"
+"""Kinds of findings by a configured pattern are this prefix and the pattern's name."""
+
+PATTERN_TIMEOUT = 0.05
+"""Seconds a configured pattern may search one text; a slower search finds nothing there."""
+
+
+class Kind(StrEnum):
+    dk_cpr = "dk_cpr"
+    se_personnummer = "se_personnummer"
+    se_samordningsnummer = "se_samordningsnummer"
+    no_fodselsnummer = "no_fodselsnummer"
+    no_d_nummer = "no_d_nummer"
+    fi_hetu = "fi_hetu"
+    payment_card = "payment_card"
+    iban = "iban"
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a sensitive value is in a text: ``text[start:end]``."""
+
+    kind: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class CustomPattern:
+    name: str
+    pattern: regex.Pattern[str]
+
+
+# Not part of a longer word or number; "&" and "#" keep numeric character references whole.
+_BEFORE = r"(?<![\w&#+-])"
+_AFTER = r"(?![\w-]|\+\d)"
+
+
+def _compile(body: str) -> regex.Pattern[str]:
+    return regex.compile(_BEFORE + body + _AFTER)
+
+
+def _cpr(candidate: str) -> str | None:
+    return Kind.dk_cpr if cpr.is_valid(candidate) else None
+
+
+def _personnummer(candidate: str) -> str | None:
+    digits = regex.sub(r"[^0-9]", "", candidate)[-10:]
+    separator = "+" if "+" in candidate else "-"
+    date, serial = candidate.replace(" ", "")[:-5], digits[-4:]
+    date = regex.sub(r"[^0-9]", "", date)
+    # A samordningsnummer is a personnummer with 60 added to the day.
+    day = int(date[-2:])
+    coordination = day > 60
+    if coordination:
+        date = f"{date[:-2]}{day - 60:02d}"
+    try:
+        personnummer.get_birth_date(f"{date}{separator}{serial}")
+    except ValidationError:
+        return None
+    if not luhn.is_valid(digits):
+        return None
+    return Kind.se_samordningsnummer if coordination else Kind.se_personnummer
+
+
+def _fodselsnummer(candidate: str) -> str | None:
+    number = candidate.replace(" ", "")
+    if not fodselsnummer.is_valid(number):
+        return None
+    return Kind.no_d_nummer if int(number[0]) >= 4 else Kind.no_fodselsnummer
+
+
+def _hetu(candidate: str) -> str | None:
+    return Kind.fi_hetu if hetu.is_valid(candidate.upper()) else None
+
+
+# Issuer prefixes and the lengths their cards have, so any Luhn-valid run of digits (one in
+# ten is) is not taken for a card number.
+_CARD_LENGTHS: list[tuple[tuple[int, int], frozenset[int]]] = [
+    ((4, 4), frozenset({13, 16, 19})),  # Visa
+    ((51, 55), frozenset({16})),  # Mastercard
+    ((2221, 2720), frozenset({16})),  # Mastercard
+    ((34, 34), frozenset({15})),  # American Express
+    ((37, 37), frozenset({15})),
+    ((36, 36), frozenset({14, 16})),  # Diners Club
+    ((300, 305), frozenset({14, 16})),
+    ((6011, 6011), frozenset({16, 19})),  # Discover
+    ((644, 649), frozenset({16, 19})),
+    ((65, 65), frozenset({16, 19})),
+    ((3528, 3589), frozenset({16, 17, 18, 19})),  # JCB
+    ((5019, 5019), frozenset({16})),  # Dankort
+    ((50, 50), frozenset(range(12, 20))),  # Maestro
+    ((56, 69), frozenset(range(12, 20))),
+]
+
+
+def _card(candidate: str) -> str | None:
+    digits = regex.sub(r"[^0-9]", "", candidate)
+    if not luhn.is_valid(digits):
+        return None
+    for (low, high), lengths in _CARD_LENGTHS:
+        prefix = int(digits[: len(str(low))])
+        if low <= prefix <= high and len(digits) in lengths:
+            return Kind.payment_card
+    return None
+
+
+def _iban(candidate: str) -> str | None:
+    return Kind.iban if iban.is_valid(candidate) else None
+
+
+_Validator = Callable[[str], str | None]
+
+_DETECTORS: list[tuple[regex.Pattern[str], _Validator]] = [
+    # Finnish first: its century letter tells it apart from everything else.
+    (
+        _compile(r"\d{6}[-+ABCDEFYXWVU]\d{3}[0-9ABCDEFHJKLMNPRSTUVWXY]"),
+        _hetu,
+    ),
+    (_compile(r"\d{4}([ -]?)\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?"), _card),
+    (_compile(r"\d{4}([ -]?)\d{6}\1\d{4,5}"), _card),
+    (_compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"), _iban),
+    (_compile(r"\d{6} ?\d{5}"), _fodselsnummer),
+    (_compile(r"(?:\d{2})?\d{6}[-+ ]?\d{4}"), _personnummer),
+    (_compile(r"\d{6}[- ]?\d{4}"), _cpr),
+]
+
+
+def _shorter_ibans(candidate: str) -> Iterator[str]:
+    """The candidate, then without its last group each time: an IBAN's regex also takes a
+    following word of capitals and digits."""
+    while len(candidate.replace(" ", "")) >= 15:
+        yield candidate
+        candidate = candidate.rsplit(" ", 1)[0] if " " in candidate else candidate[:-1]
+
+
+def _builtin(text: str) -> Iterator[Span]:
+    for pattern, validate in _DETECTORS:
+        for match in pattern.finditer(text, overlapped=True):
+            candidates = (
+                _shorter_ibans(match.group()) if validate is _iban else iter([match.group()])
+            )
+            for candidate in candidates:
+                kind = validate(candidate)
+                if kind is not None:
+                    yield Span(kind, match.start(), match.start() + len(candidate))
+                    break
+
+
+def _custom(text: str, patterns: Sequence[CustomPattern]) -> Iterator[Span]:
+    for custom in patterns:
+        try:
+            matches = list(custom.pattern.finditer(text, timeout=PATTERN_TIMEOUT))
+        except TimeoutError:
+            continue
+        for match in matches:
+            if match.end() > match.start():
+                yield Span(CUSTOM_PREFIX + custom.name, match.start(), match.end())
+
+
+def detect(text: str, patterns: Sequence[CustomPattern] = ()) -> list[Span]:
+    """The sensitive values in the text, in order, none overlapping: where two detectors claim
+    the same characters, the longer finding wins, then the detector listed first."""
+    found = [*_builtin(text), *_custom(text, patterns)]
+    order = {span: index for index, span in enumerate(found)}
+    kept: list[Span] = []
+    for span in sorted(found, key=lambda s: (-(s.end - s.start), order[s])):
+        if all(span.end <= other.start or span.start >= other.end for other in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda s: s.start)
+
+
+# How many letters and digits masking keeps visible at each end of a value.
+_KEEP_END: dict[str, int] = {Kind.payment_card: 4}
+_KEEP_START: dict[str, int] = {Kind.iban: 2}
+_DEFAULT_KEEP_END = 2
+MASK = "*"
+
+_TAG = regex.compile(r"<[^>]*>")
+_QUOTED = regex.compile(r"\"[^\"]*\"|'[^']*'")
+_ENTITY = regex.compile(r"&#?\w+;")
+
+
+def _unmaskable_html(html: str) -> set[int]:
+    """Positions that masking must not touch to keep the HTML valid: tag and attribute names
+    and character references. Text and quoted attribute values can be masked."""
+    fixed: set[int] = set()
+    for tag in _TAG.finditer(html):
+        values = {
+            i
+            for quoted in _QUOTED.finditer(tag.group())
+            for i in range(tag.start() + quoted.start() + 1, tag.start() + quoted.end() - 1)
+        }
+        fixed.update(i for i in range(tag.start(), tag.end()) if i not in values)
+    for entity in _ENTITY.finditer(html):
+        fixed.update(range(entity.start(), entity.end()))
+    return fixed
+
+
+def mask(text: str, spans: Sequence[Span], *, html: bool = False) -> str:
+    """The text with each span's letters and digits starred, but for the few at its ends that
+    tell values apart (``******-**34``); separators and the length stay."""
+    if not spans:
+        return text
+    fixed = _unmaskable_html(text) if html else set()
+    chars = list(text)
+    for span in spans:
+        positions = [
+            i
+            for i in range(max(span.start, 0), min(span.end, len(text)))
+            if chars[i].isalnum() and i not in fixed
+        ]
+        # Never keep more than a third visible, so a short custom match is still hidden.
+        budget = len(positions) // 3
+        keep_start = min(_KEEP_START.get(span.kind, 0), budget)
+        keep_end = min(_KEEP_END.get(span.kind, _DEFAULT_KEEP_END), budget - keep_start)
+        for i in positions[keep_start : len(positions) - keep_end]:
+            chars[i] = MASK
+    return "".join(chars)
