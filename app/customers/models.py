@@ -2,17 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.external_ids import ExternalIdColumns
-from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
+from app.db.base import Base, ChangeTxidMixin, IdMixin, TimestampMixin, VersionedMixin
 
 
-class Customer(IdMixin, TimestampMixin, VersionedMixin, Base):
+class Customer(IdMixin, TimestampMixin, VersionedMixin, ChangeTxidMixin, Base):
     """A contact who writes to support; known by one or more email addresses."""
 
     __tablename__ = "customers"
+    __table_args__ = (Index("ix_customers_change_txid_id", "change_txid", "id"),)
 
     name: Mapped[str | None] = mapped_column(String(300), index=True)
     phone: Mapped[str | None] = mapped_column(String(50))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Integer, MetaData, func
+from sqlalchemy import BigInteger, DateTime, FetchedValue, Identity, Integer, MetaData, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -39,6 +39,22 @@ class TimestampMixin:
         """Mark the row changed when only its children changed (messages, emails, ids), so
         ``updated_at`` and the version (ETag) move: the ORM bumps them only on a row UPDATE."""
         self.updated_at = func.now()
+
+
+CURRENT_TXID = text("pg_current_xact_id()::text::bigint")
+"""The id of the writing transaction (PostgreSQL's ``xid8``, kept as a bigint)."""
+
+
+class ChangeTxidMixin:
+    """The transaction that last wrote the row, for the incremental export (``app.export``).
+
+    Only the database writes it: its default on insert and a trigger on every update (so plain
+    SQL moves the row too). ``FetchedValue`` makes the ORM read it back instead of keeping a
+    value from before an update."""
+
+    change_txid: Mapped[int] = mapped_column(
+        BigInteger, server_default=CURRENT_TXID, server_onupdate=FetchedValue()
+    )
 
 
 class VersionedMixin:

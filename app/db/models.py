@@ -9,13 +9,13 @@ from app.calendars.models import Calendar, CalendarHoliday
 from app.customers.models import Customer, CustomerEmail, CustomerExternalId
 from app.db.base import Base
 from app.events.models import Event
+from app.export.models import ExportTombstone
 from app.followups.models import FollowUp
 from app.incidents.models import Incident, IncidentTicket, TicketUpdateSchedule
 from app.ingest.models import InboundMail
 from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
 from app.organisations.models import Organisation, OrganisationExternalId
 from app.outbound.models import OutboundMail
-from app.privacy.models import MessageFinding, SensitivePattern
 from app.queues.models import Queue, queue_grants
 from app.routing.models import AssignmentCursor, RoutingTrace, RuleSetVersion
 from app.sla.models import SlaPolicy
@@ -38,6 +38,7 @@ __all__ = [
     "CustomerEmail",
     "CustomerExternalId",
     "Event",
+    "ExportTombstone",
     "FollowUp",
     "IdempotencyRecord",
     "Incident",
@@ -47,7 +48,6 @@ __all__ = [
     "MailboxFolder",
     "MailboxStatus",
     "Message",
-    "MessageFinding",
     "Organisation",
     "OrganisationExternalId",
     "OutboundMail",
@@ -55,7 +55,6 @@ __all__ = [
     "RateLimitWindow",
     "RoutingTrace",
     "RuleSetVersion",
-    "SensitivePattern",
     "SlaPolicy",
     "Team",
     "Template",

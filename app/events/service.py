@@ -45,25 +45,28 @@ async def emit(session: AsyncSession, event: EventData) -> Event:
     return row
 
 
-def _encode(position: tuple[int, int]) -> str:
+def encode_position(position: tuple[int, int]) -> str:
+    """A ``(txid, id)`` position as an opaque cursor; the incremental export uses it too."""
     raw = json.dumps(list(position), separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[int, int]:
+def decode_position(cursor: str, *, field: str) -> tuple[int, int]:
+    """The position of a cursor made by ``encode_position``; ``field`` names the parameter
+    that carried it in the error."""
     try:
-        txid, event_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        txid, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise _bad_cursor() from exc
-    if not all(isinstance(value, int) and value >= 0 for value in (txid, event_id)):
-        raise _bad_cursor()
-    return txid, event_id
+        raise _bad_cursor(field) from exc
+    if not all(isinstance(value, int) and value >= 0 for value in (txid, row_id)):
+        raise _bad_cursor(field)
+    return txid, row_id
 
 
-def _bad_cursor() -> Invalid:
+def _bad_cursor(field: str) -> Invalid:
     return Invalid(
         "The cursor is not valid: pass back `next_cursor` from the previous answer unchanged.",
-        field="query.after",
+        field=field,
     )
 
 
@@ -81,11 +84,11 @@ async def feed(
     unknown = sorted(set(types) - EVENT_TYPES.keys())
     if unknown:
         raise Invalid(f"Unknown event type(s): {', '.join(unknown)}.", field="query.type")
-    position = _decode(after) if after else _START
+    position = decode_position(after, field="query.after") if after else _START
     rows = await repository.settled_after(session, *position, types, limit)
     if rows:
         position = (rows[-1].txid, rows[-1].id)
-    return rows, _encode(position)
+    return rows, encode_position(position)
 
 
 async def settled_since(

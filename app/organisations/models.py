@@ -7,12 +7,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.external_ids import ExternalIdColumns
-from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
+from app.db.base import Base, ChangeTxidMixin, IdMixin, TimestampMixin, VersionedMixin
 
 
-class Organisation(IdMixin, TimestampMixin, VersionedMixin, Base):
+class Organisation(IdMixin, TimestampMixin, VersionedMixin, ChangeTxidMixin, Base):
     __tablename__ = "organisations"
-    __table_args__ = (Index("ix_organisations_domains", "domains", postgresql_using="gin"),)
+    __table_args__ = (
+        Index("ix_organisations_domains", "domains", postgresql_using="gin"),
+        Index("ix_organisations_change_txid_id", "change_txid", "id"),
+    )
 
     name: Mapped[str] = mapped_column(String(300), index=True)
     domains: Mapped[list[str]] = mapped_column(ARRAY(String(253)), server_default=text("'{}'"))
