@@ -18,6 +18,7 @@ from app.organisations.models import Organisation, OrganisationExternalId
 from app.outbound.models import OutboundMail
 from app.queues.models import Queue, queue_grants
 from app.routing.models import AssignmentCursor, RoutingTrace, RuleSetVersion
+from app.scheduler.models import AutomationFiring
 from app.sla.models import SlaPolicy
 from app.teams.models import Team, team_members
 from app.templates.models import Template, TemplateVersion, template_queues
@@ -30,6 +31,7 @@ __all__ = [
     "AssignmentCursor",
     "Attachment",
     "AuditEvent",
+    "AutomationFiring",
     "Base",
     "Blob",
     "Calendar",

@@ -171,6 +171,11 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, ChangeTxidMixin, Base):
         String(64), unique=True, server_default=STATUS_TOKEN_DEFAULT
     )
     """The unguessable key of the customer's status page."""
+    status_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_customer_message_at: Mapped[datetime | None]
+    """The customer's latest message of the conversation (no auto-replies or bounces)."""
+    last_agent_reply_at: Mapped[datetime | None]
+    """The latest public reply an agent wrote (automatic answers do not count)."""
 
 
 class Message(IdMixin, ChangeTxidMixin, Base):

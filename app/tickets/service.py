@@ -196,6 +196,7 @@ async def _check_team(session: AsyncSession, team_id: int) -> None:
 
 def _customer_wrote(ticket: Ticket) -> None:
     """The ball is in our court again."""
+    ticket.last_customer_message_at = utcnow()
     if ticket.status in _OPEN_AGAIN:
         _apply_status(ticket, TicketStatus.open)
 
@@ -205,6 +206,7 @@ def _apply_status(ticket: Ticket, status: TicketStatus) -> None:
         return
     now = utcnow()
     ticket.status = status
+    ticket.status_changed_at = now
     if status is TicketStatus.solved:
         ticket.solved_at = now
     elif status is TicketStatus.closed:
@@ -249,6 +251,7 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
         category=data.category,
         tags=sorted(set(data.tags)),
         custom_fields=data.custom_fields,
+        last_customer_message_at=utcnow(),
     )
     _apply_status(ticket, data.status)
     await _save_ticket(session, actor, ticket)
@@ -450,6 +453,7 @@ async def add_message(
         _customer_wrote(ticket)
     elif is_reply:
         ticket.first_response_at = ticket.first_response_at or utcnow()
+        ticket.last_agent_reply_at = utcnow()
         if ticket.status is TicketStatus.new:
             _apply_status(ticket, TicketStatus.open)
     await _message_added(session, actor, ticket, before)
@@ -711,6 +715,7 @@ async def open_ticket_from_mail(
         customer_id=customer_id,
         tags=[],
         custom_fields={},
+        last_customer_message_at=utcnow() if mail.kind in CONVERSATION_KINDS else None,
     )
     await _save_ticket(session, actor, ticket)
     message = _mail_message(ticket, mail, customer_id)
