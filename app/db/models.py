@@ -16,6 +16,7 @@ from app.ingest.models import InboundMail
 from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
 from app.organisations.models import Organisation, OrganisationExternalId
 from app.outbound.models import OutboundMail
+from app.privacy.models import MessageFinding, SensitivePattern
 from app.queues.models import Queue, queue_grants
 from app.routing.models import AssignmentCursor, RoutingTrace, RuleSetVersion
 from app.scheduler.models import AutomationFiring
@@ -50,6 +51,7 @@ __all__ = [
     "MailboxFolder",
     "MailboxStatus",
     "Message",
+    "MessageFinding",
     "Organisation",
     "OrganisationExternalId",
     "OutboundMail",
@@ -57,6 +59,7 @@ __all__ = [
     "RateLimitWindow",
     "RoutingTrace",
     "RuleSetVersion",
+    "SensitivePattern",
     "SlaPolicy",
     "Team",
     "Template",
