@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Computed,
     Enum,
     ForeignKey,
     Index,
@@ -101,6 +102,10 @@ TICKET_NUMBER_SEQUENCE = Sequence("ticket_number_seq", start=100000)
 """Human ticket numbers: short, increasing, never reused, and unrelated to the row id."""
 
 
+NO_DUE_AT = datetime(9999, 1, 1, tzinfo=UTC)
+"""The due time of a ticket without one, when tickets are ordered by due time."""
+
+
 STATUS_TOKEN_DEFAULT = text(
     "replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '')"
 )
@@ -127,6 +132,7 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, ChangeTxidMixin, Base):
         Index("ix_tickets_customer_id_created_at_id", "customer_id", "created_at", "id"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
         Index("ix_tickets_change_txid_id", "change_txid", "id"),
+        Index("ix_tickets_sla_due_order_id", "sla_due_order", "id"),
     )
 
     number: Mapped[int] = mapped_column(
@@ -171,6 +177,20 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, ChangeTxidMixin, Base):
         String(64), unique=True, server_default=STATUS_TOKEN_DEFAULT
     )
     """The unguessable key of the customer's status page."""
+    # Kept by the SLA domain from the ticket's running targets, for fast lists.
+    sla_due_at: Mapped[datetime | None]
+    """The earliest due time of the ticket's running SLA targets."""
+    sla_at_risk_at: Mapped[datetime | None]
+    """When that earliest target becomes at risk."""
+    sla_breached: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """A running target is past its due time."""
+    sla_due_order: Mapped[datetime] = mapped_column(
+        Computed(
+            f"COALESCE(sla_due_at, '{NO_DUE_AT.isoformat()}'::timestamptz)", persisted=True
+        )
+    )
+    """``sla_due_at``, or a far future for tickets without one: a key that keyset pagination
+    can order by, which puts them last."""
     status_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
     last_customer_message_at: Mapped[datetime | None]
     """The customer's latest message of the conversation (no auto-replies or bounces)."""
