@@ -12,11 +12,8 @@ from app.audit.router import router as audit
 from app.auth.router import router as auth
 from app.customers.router import router as customers
 from app.events.router import router as events
-from app.export.router import router as export
 from app.followups.router import router as follow_ups
 from app.ingest.router import router as ingest
-from app.jobs.router import bulk_router as bulk_tickets
-from app.jobs.router import router as jobs
 from app.mailboxes.router import router as mailboxes
 from app.organisations.router import router as organisations
 from app.queues.router import router as queues
@@ -54,10 +51,7 @@ for domain_router in (
     ingest,
     audit,
     events,
-    export,
     webhooks,
-    bulk_tickets,
-    jobs,
 ):
     make_posts_idempotent(domain_router)
     api_v1.include_router(domain_router)
