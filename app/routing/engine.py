@@ -934,6 +934,26 @@ class Decision:
         return self.stopped_by is not None
 
     @property
+    def owners(self) -> list[str]:
+        """The id of the rule each action came from, in the order of ``actions``."""
+        return [
+            compiled.rule.id
+            for compiled, matched, _ in self._outcomes
+            if matched
+            for _ in compiled.effects
+        ]
+
+    @property
+    def verdicts(self) -> dict[str, bool]:
+        """Whether each rule that ran matched, by rule id (rules that did not run are left
+        out: disabled, for other triggers, or after the rule that stopped the evaluation)."""
+        return {
+            compiled.rule.id: matched
+            for compiled, matched, _ in self._outcomes
+            if matched is not None
+        }
+
+    @property
     def trace(self) -> list[RuleTrace]:
         """Every rule up to the one that stopped the evaluation (if any), in order."""
         if self._trace is None:

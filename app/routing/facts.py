@@ -22,6 +22,14 @@ class Trigger(StrEnum):
     ticket_created = "ticket_created"
     message_received = "message_received"
     ticket_updated = "ticket_updated"
+    scheduled = "scheduled"
+    """Run by the scheduler on every open ticket, every few seconds: time-based rules."""
+
+
+EVENT_TRIGGERS = frozenset(
+    {Trigger.ticket_created, Trigger.message_received, Trigger.ticket_updated}
+)
+"""The triggers of something happening to a ticket, as opposed to time passing."""
 
 
 class ValueKind(StrEnum):
@@ -45,6 +53,9 @@ class FieldSpec:
     mistake caught when the rules are saved."""
     computed: bool = False
     """Computed by the engine (the clock), never read from ``Facts.values``."""
+    triggers: frozenset[Trigger] | None = None
+    """The only triggers whose facts have the field (None: all); a rule that runs on another
+    trigger and asks for it is a mistake caught when the rules are saved."""
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -59,27 +70,36 @@ _TEXTS = FieldSpec(ValueKind.text_list)
 _NUMBER = FieldSpec(ValueKind.number)
 _BOOLEAN = FieldSpec(ValueKind.boolean)
 _ANY = FieldSpec(ValueKind.any)
+_HOURS = FieldSpec(ValueKind.number, triggers=frozenset({Trigger.scheduled}))
+_SCHEDULED_FLAG = FieldSpec(ValueKind.boolean, triggers=frozenset({Trigger.scheduled}))
+
+
+def _on_events(spec: FieldSpec) -> FieldSpec:
+    """The spec for a field only an event's facts have (a message, a form, the customer)."""
+    return FieldSpec(spec.kind, spec.choices, spec.computed, EVENT_TRIGGERS)
+
 
 FIELDS: Mapping[str, FieldSpec] = {
-    "message.recipients": _TEXTS,
-    "message.to": _TEXTS,
-    "message.cc": _TEXTS,
-    "message.sender": _TEXT,
-    "message.sender_domain": _TEXT,
-    "message.subject": _TEXT,
-    "message.body": _TEXT,
-    "message.channel": FieldSpec(ValueKind.text, CHANNELS),
-    "message.has_attachments": _BOOLEAN,
-    "message.attachment_types": _TEXTS,
-    "message.attachment_names": _TEXTS,
+    "message.recipients": _on_events(_TEXTS),
+    "message.to": _on_events(_TEXTS),
+    "message.cc": _on_events(_TEXTS),
+    "message.sender": _on_events(_TEXT),
+    "message.sender_domain": _on_events(_TEXT),
+    "message.subject": _on_events(_TEXT),
+    "message.body": _on_events(_TEXT),
+    "message.channel": _on_events(FieldSpec(ValueKind.text, CHANNELS)),
+    "message.has_attachments": _on_events(_BOOLEAN),
+    "message.attachment_types": _on_events(_TEXTS),
+    "message.attachment_names": _on_events(_TEXTS),
     "language": _TEXT,
     "customer.name": _TEXT,
     "customer.email": _TEXT,
     "customer.number": _TEXT,
     "customer.vip": _BOOLEAN,
     "customer.segment": _TEXT,
-    "customer.open_tickets": _NUMBER,
-    "organisation.name": _TEXT,
+    # Counted and looked up per ticket: too slow for the scheduler's pass over every ticket.
+    "customer.open_tickets": _on_events(_NUMBER),
+    "organisation.name": _on_events(_TEXT),
     "ticket.queue_id": _NUMBER,
     "ticket.queue": _TEXT,
     "ticket.tags": _TEXTS,
@@ -89,6 +109,16 @@ FIELDS: Mapping[str, FieldSpec] = {
     "ticket.channel": FieldSpec(ValueKind.text, CHANNELS),
     "ticket.assignee_id": _NUMBER,
     "ticket.team_id": _NUMBER,
+    # Hours (with decimals) until the scheduler's moment, for time-based rules.
+    "ticket.hours_since_created": _HOURS,
+    "ticket.hours_since_updated": _HOURS,
+    "ticket.hours_since_status_changed": _HOURS,
+    "ticket.hours_since_customer_message": _HOURS,
+    "ticket.hours_since_agent_reply": _HOURS,
+    "ticket.follow_up_reached": _SCHEDULED_FLAG,
+    "sla.hours_until_due": _HOURS,
+    "sla.breached": _SCHEDULED_FLAG,
+    "sla.at_risk": _SCHEDULED_FLAG,
     "time.weekday": FieldSpec(ValueKind.text, frozenset(WEEKDAYS), computed=True),
     "time.hour": FieldSpec(ValueKind.number, computed=True),
     "time.business_hours": FieldSpec(ValueKind.boolean, computed=True),
@@ -96,11 +126,11 @@ FIELDS: Mapping[str, FieldSpec] = {
 """Every fixed field path."""
 
 PREFIXED_FIELDS: Mapping[str, FieldSpec] = {
-    "form.": _ANY,
+    "form.": _on_events(_ANY),
     "customer.attributes.": _ANY,
     "customer.external_ids.": _TEXT,
-    "organisation.attributes.": _ANY,
-    "organisation.external_ids.": _TEXT,
+    "organisation.attributes.": _on_events(_ANY),
+    "organisation.external_ids.": _on_events(_TEXT),
     "ticket.custom_fields.": _ANY,
 }
 """Families of field paths: the prefix followed by a name of the admin's choosing."""

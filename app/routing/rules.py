@@ -333,6 +333,12 @@ class SetPriority(_Strict):
     priority: Priority
 
 
+class RaisePriority(_Strict):
+    """One step up (low, normal, high, urgent); an urgent ticket stays urgent."""
+
+    type: Literal["raise_priority"] = "raise_priority"
+
+
 class SetCategory(_Strict):
     type: Literal["set_category"] = "set_category"
     category: Name
@@ -411,6 +417,7 @@ class Stop(_Strict):
 Action = Annotated[
     SetQueue
     | SetPriority
+    | RaisePriority
     | SetCategory
     | AddTags
     | RemoveTags
@@ -500,14 +507,30 @@ def definition_problems(
     definition: RuleSetDefinition,
 ) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """What is wrong across rules (a single rule cannot see it): duplicate ids, business-hours
-    fields without business hours."""
+    fields without business hours, fields the rule's triggers do not have."""
     seen: set[str] = set()
     for index, rule in enumerate(definition.rules):
         if rule.id in seen:
             yield ("rules", index, "id"), f"rule id {rule.id!r} is used twice"
         seen.add(rule.id)
-        if rule.when is None or definition.business_hours is not None:
+        if rule.when is None:
             continue
         for loc, _, node in walk(rule.when, ("rules", index, "when")):
-            if isinstance(node, FieldCondition) and node.field == "time.business_hours":
+            if not isinstance(node, FieldCondition):
+                continue
+            if node.field == "time.business_hours" and definition.business_hours is None:
                 yield (*loc, "field"), "time.business_hours needs business_hours in the rule set"
+            problem = _trigger_problem(node.field, rule.triggers)
+            if problem is not None:
+                yield (*loc, "field"), problem
+
+
+def _trigger_problem(path: str, triggers: list[Trigger]) -> str | None:
+    spec = field_spec(path)
+    if spec is None or spec.triggers is None:
+        return None
+    missing = [trigger.value for trigger in triggers if trigger not in spec.triggers]
+    if not missing:
+        return None
+    known = ", ".join(sorted(spec.triggers))
+    return f"{path} is not known on {', '.join(missing)}; only rules on {known} can use it"

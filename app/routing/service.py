@@ -6,7 +6,7 @@ The engine (``engine.py``) is pure; everything that reads or writes the database
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from app.core.clock import utcnow
 from app.core.errors import Invalid, NotFound, check_version
 from app.core.types import email_domain, unique_in_order
 from app.customers import service as customers
+from app.customers.models import Customer
 from app.db.locks import lock_values
 from app.events import service as events
 from app.events.schemas import RoutingNotify
@@ -47,8 +48,10 @@ from app.routing.rules import (
     AddTags,
     Assign,
     Close,
+    FieldCondition,
     MarkSpam,
     Notify,
+    RaisePriority,
     RemoveTags,
     Rule,
     RuleSetDefinition,
@@ -58,6 +61,7 @@ from app.routing.rules import (
     SetPriority,
     SetQueue,
     SetSlaPolicy,
+    walk,
 )
 from app.routing.schemas import (
     ReplayChange,
@@ -331,24 +335,29 @@ def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
     return {f"{prefix}.{key}": value for key, value in values.items()}
 
 
-async def _customer_facts(session: AsyncSession, customer_id: int) -> dict[str, Any]:
-    customer = await customers.find_customer(session, customer_id)
-    if customer is None:
-        return {}
+def _customer_values(customer: Customer) -> dict[str, Any]:
+    """The customer's own fields (loaded with addresses and external ids)."""
     attributes = dict(customer.attributes)
-    values: dict[str, Any] = {
+    return {
         "customer.name": customer.name,
         "customer.email": customer.emails[0].email if customer.emails else None,
         "customer.number": customer.customer_number,
         "customer.vip": attributes.get("vip"),
         "customer.segment": attributes.get("segment"),
-        "customer.open_tickets": await tickets.count_open_for_customer(session, customer.id),
         "language": customer.language,
         **_prefixed("customer.attributes", attributes),
         **_prefixed(
             "customer.external_ids", {e.system: e.external_id for e in customer.external_ids}
         ),
     }
+
+
+async def _customer_facts(session: AsyncSession, customer_id: int) -> dict[str, Any]:
+    customer = await customers.find_customer(session, customer_id)
+    if customer is None:
+        return {}
+    values = _customer_values(customer)
+    values["customer.open_tickets"] = await tickets.count_open_for_customer(session, customer.id)
     if customer.organisation_id is not None:
         organisation = await organisations.find_organisation(session, customer.organisation_id)
         if organisation is not None:
@@ -365,9 +374,13 @@ async def _customer_facts(session: AsyncSession, customer_id: int) -> dict[str, 
 
 async def _ticket_facts(session: AsyncSession, ticket: Ticket) -> dict[str, Any]:
     queue = await queues.find_queue(session, ticket.queue_id) if ticket.queue_id else None
+    return _ticket_values(ticket, queue.name if queue else None)
+
+
+def _ticket_values(ticket: Ticket, queue_name: str | None) -> dict[str, Any]:
     return {
         "ticket.queue_id": ticket.queue_id,
-        "ticket.queue": queue.name if queue else None,
+        "ticket.queue": queue_name,
         "ticket.tags": list(ticket.tags),
         "ticket.priority": ticket.priority.value,
         "ticket.status": ticket.status.value,
@@ -457,6 +470,70 @@ async def facts_for(
     return Facts(trigger=trigger, now=now or utcnow(), values=values)
 
 
+def _hours(since: datetime | None, now: datetime) -> float | None:
+    return None if since is None else round((now - since).total_seconds() / 3600, 2)
+
+
+@dataclass(frozen=True)
+class ScheduledTicket:
+    """What the scheduler loaded for one ticket, in bulk for its batch."""
+
+    ticket: Ticket
+    queue_name: str | None = None
+    customer: Customer | None = None
+    follow_up_due_at: datetime | None = None
+    """The due time of the ticket's current reminder, if it has one."""
+
+
+def scheduled_facts(loaded: ScheduledTicket, now: datetime) -> Facts:
+    """The facts of a ticket for the scheduled rules at ``now``, without I/O: the ticket's
+    and customer's fields and how long ago (or until when) things happened. The hours since
+    an agent's reply count from the ticket's creation while no agent has replied, so
+    "N hours without an answer" is one condition."""
+    ticket = loaded.ticket
+    values = _ticket_values(ticket, loaded.queue_name)
+    if loaded.customer is not None:
+        values.update(_customer_values(loaded.customer))
+    until_due = _hours(ticket.sla_due_at, now)
+    at_risk = ticket.sla_at_risk_at
+    values.update(
+        {
+            "ticket.hours_since_created": _hours(ticket.created_at, now),
+            "ticket.hours_since_updated": _hours(ticket.updated_at, now),
+            "ticket.hours_since_status_changed": _hours(ticket.status_changed_at, now),
+            "ticket.hours_since_customer_message": _hours(ticket.last_customer_message_at, now),
+            "ticket.hours_since_agent_reply": _hours(
+                ticket.last_agent_reply_at or ticket.created_at, now
+            ),
+            "ticket.follow_up_reached": (
+                None if loaded.follow_up_due_at is None else loaded.follow_up_due_at <= now
+            ),
+            "sla.hours_until_due": None if until_due is None else -until_due,
+            "sla.breached": ticket.sla_breached,
+            "sla.at_risk": not ticket.sla_breached and at_risk is not None and at_risk <= now,
+        }
+    )
+    return Facts(trigger=Trigger.scheduled, now=now, values=values)
+
+
+def scheduled_fields(rules: CompiledRuleSet) -> frozenset[str]:
+    """The field paths the enabled scheduled rules read: the scheduler loads only what is
+    asked for."""
+    return frozenset(
+        node.field
+        for rule in rules.definition.rules
+        if rule.enabled and Trigger.scheduled in rule.triggers and rule.when is not None
+        for _, _, node in walk(rule.when)
+        if isinstance(node, FieldCondition)
+    )
+
+
+def has_scheduled_rules(rules: CompiledRuleSet) -> bool:
+    return any(
+        rule.enabled and Trigger.scheduled in rule.triggers for rule in rules.definition.rules
+    )
+
+
 # --- applying a decision ------------------------------------------------------------------
 
 
@@ -472,7 +549,7 @@ class _Plan:
     def get(self, field: str) -> Any:
         return self.changes.get(field, getattr(self.ticket, field))
 
-    def note(self, rule_id: str | None, action: Action, outcome: str) -> None:
+    def note(self, rule_id: str, action: Action, outcome: str) -> None:
         self.applied.append(
             {"rule_id": rule_id, "action": action.model_dump(mode="json"), "outcome": outcome}
         )
@@ -504,6 +581,13 @@ async def _apply_action(
         case SetPriority(priority=priority):
             plan.changes["priority"] = TicketPriority(priority.value)
             return f"priority {priority.value}"
+        case RaisePriority():
+            levels = list(TicketPriority)
+            current = levels.index(plan.get("priority"))
+            if current == len(levels) - 1:
+                return f"priority already {levels[current].value}"
+            plan.changes["priority"] = levels[current + 1]
+            return f"priority raised to {levels[current + 1].value}"
         case SetCategory(category=category):
             plan.changes["category"] = category
             return f"category {category}"
@@ -576,20 +660,11 @@ async def _assign(session: AsyncSession, plan: _Plan, action: Assign) -> str:
     return choice.reason
 
 
-def _rule_of_actions(decision: Decision) -> list[str | None]:
-    """Which rule each action of the decision came from, in the decision's order."""
-    owners: list[str | None] = []
-    for rule in decision.trace:
-        if rule.matched:
-            owners.extend(rule.rule_id for _ in rule.actions)
-    return owners if len(owners) == len(decision.actions) else [None] * len(decision.actions)
-
-
 async def _apply(
     session: AsyncSession, ticket: Ticket, decision: Decision, context: RoutingContext
 ) -> _Plan:
     plan = _Plan(ticket=ticket, changes={}, applied=[])
-    for owner, action in zip(_rule_of_actions(decision), decision.actions, strict=True):
+    for owner, action in zip(decision.owners, decision.actions, strict=True):
         plan.note(owner, action, await _apply_action(session, plan, action, context))
     return plan
 
@@ -627,20 +702,63 @@ async def route(
     )
     decision = evaluate(rules, facts)
     plan = await _apply(session, ticket, decision, context)
+    await _keep(session, context, plan, facts, version, message)
+    return plan.auto_replied
+
+
+async def _keep(
+    session: AsyncSession,
+    context: RoutingContext,
+    plan: _Plan,
+    facts: Facts,
+    version: int,
+    message: Message | None = None,
+) -> None:
+    """Set the fields the actions decided and keep the trace of the routing."""
     if plan.changes:
-        await tickets.apply_routing(session, context.actor, ticket, plan.changes)
+        await tickets.apply_routing(session, context.actor, plan.ticket, plan.changes)
     await repository.add_trace(
         session,
         RoutingTrace(
-            ticket_id=ticket.id,
+            ticket_id=plan.ticket.id,
             message_id=message.id if message is not None else None,
-            trigger=trigger.value,
+            trigger=facts.trigger.value,
             rule_set_version=version,
             facts=_facts_json(facts),
             applied=plan.applied,
         ),
     )
-    return plan.auto_replied
+
+
+async def fire_scheduled(
+    session: AsyncSession,
+    ticket: Ticket,
+    decision: Decision,
+    facts: Facts,
+    *,
+    version: int,
+    rule_ids: Collection[str],
+    actor: Principal,
+    config: OutboundConfig,
+) -> list[dict[str, Any]]:
+    """Apply the actions of the rules ``rule_ids`` of a scheduled decision (the scheduler
+    leaves out the rules that already fired on the ticket) and keep the trace; returns what
+    each action did. A template goes to the customer's address: nobody wrote, so the
+    scheduler's rule is the one asking."""
+    chosen = [
+        (owner, action)
+        for owner, action in zip(decision.owners, decision.actions, strict=True)
+        if owner in rule_ids
+    ]
+    reply_to = None
+    if any(isinstance(action, SendAutoReply) for _, action in chosen):
+        reply_to = await customers.primary_email(session, ticket.customer_id)
+    context = RoutingContext(actor, config, reply_to=reply_to)
+    plan = _Plan(ticket=ticket, changes={}, applied=[])
+    for owner, action in chosen:
+        plan.note(owner, action, await _apply_action(session, plan, action, context))
+    await _keep(session, context, plan, facts, version)
+    return plan.applied
 
 
 def _facts_json(facts: Facts) -> dict[str, Any]:
