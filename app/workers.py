@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.ingest.poller import tls_context
 from app.ingest.supervisor import IngestSupervisor
+from app.jobs.worker import BulkJobWorker
 from app.outbound.service import OutboundConfig
 from app.outbound.worker import OutboxWorker
 from app.webhooks.service import WebhookConfig
@@ -34,4 +35,9 @@ async def run_background_work(
     webhooks = WebhookWorker(
         maker, WebhookConfig.from_settings(settings), senders=settings.webhook_senders
     )
-    await asyncio.gather(supervisor.run(stop), outbox.run(stop), webhooks.run(stop))
+    bulk_jobs = BulkJobWorker(
+        maker, OutboundConfig.from_settings(settings), batch_size=settings.bulk_batch_size
+    )
+    await asyncio.gather(
+        supervisor.run(stop), outbox.run(stop), webhooks.run(stop), bulk_jobs.run(stop)
+    )

@@ -14,6 +14,8 @@ from app.customers.router import router as customers
 from app.events.router import router as events
 from app.followups.router import router as follow_ups
 from app.ingest.router import router as ingest
+from app.jobs.router import bulk_router as bulk_tickets
+from app.jobs.router import router as jobs
 from app.mailboxes.router import router as mailboxes
 from app.organisations.router import router as organisations
 from app.queues.router import router as queues
@@ -52,6 +54,8 @@ for domain_router in (
     audit,
     events,
     webhooks,
+    bulk_tickets,
+    jobs,
 ):
     make_posts_idempotent(domain_router)
     api_v1.include_router(domain_router)

@@ -181,6 +181,17 @@ class Settings(BaseSettings):
     mailbox_rescan_seconds: float = Field(
         default=10, gt=0, description="How often workers look for mailboxes nobody reads."
     )
+    bulk_max_tickets: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most tickets one bulk update (`POST /api/v1/tickets/bulk`) may change.",
+    )
+    bulk_batch_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="Tickets of a bulk job each worker changes per transaction.",
+    )
     db_pool_size: int = Field(
         default=10,
         ge=1,

@@ -13,6 +13,7 @@ from app.export.models import ExportTombstone
 from app.followups.models import FollowUp
 from app.incidents.models import Incident, IncidentTicket, TicketUpdateSchedule
 from app.ingest.models import InboundMail
+from app.jobs.models import BulkJob, BulkJobItem
 from app.mailboxes.models import Mailbox, MailboxFolder, MailboxStatus
 from app.organisations.models import Organisation, OrganisationExternalId
 from app.outbound.models import OutboundMail
@@ -35,6 +36,8 @@ __all__ = [
     "AutomationFiring",
     "Base",
     "Blob",
+    "BulkJob",
+    "BulkJobItem",
     "Calendar",
     "CalendarHoliday",
     "Customer",

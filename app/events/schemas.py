@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.jobs.models import BulkJobKind, BulkJobState
 from app.outbound.models import MailPurpose
 from app.tickets.models import Channel, MessageDirection, TicketPriority, TicketStatus
 
@@ -232,6 +233,23 @@ class WebhookDisabled(EventData):
     reason: str
 
 
+class BulkJobFinished(EventData):
+    """A bulk job ended: every ticket was worked on, or it was cancelled or could not go on."""
+
+    type_name = "bulk_job.finished"
+    entity = "bulk_job"
+    entity_field = "job_id"
+
+    job_id: int
+    kind: BulkJobKind
+    state: BulkJobState
+    requester_agent_id: int | None
+    total: int
+    succeeded: int
+    unchanged: int
+    failed: int
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     model.type_name: model
     for model in (
@@ -248,6 +266,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         OutboundFailed,
         RoutingNotify,
         WebhookDisabled,
+        BulkJobFinished,
     )
 }
 
