@@ -13,6 +13,8 @@ from app.auth.router import router as auth
 from app.customers.router import router as customers
 from app.events.router import router as events
 from app.followups.router import router as follow_ups
+from app.incidents.router import router as incidents
+from app.incidents.router import ticket_updates_router as proactive_updates
 from app.ingest.router import router as ingest
 from app.jobs.router import bulk_router as bulk_tickets
 from app.jobs.router import router as jobs
@@ -37,6 +39,8 @@ for domain_router in (
     auth,
     tickets,
     follow_ups,
+    proactive_updates,
+    incidents,
     attachments,
     customers,
     customer_history_router,

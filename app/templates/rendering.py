@@ -64,6 +64,7 @@ PLACEHOLDERS: Mapping[str, frozenset[str] | None] = {
         }
     ),
     "agent": frozenset({"name", "email"}),
+    "incident": frozenset({"title", "status_text", "next_update_at"}),
     "status_link": None,
 }
 """The variables a template may use and, for objects, their fields (``None``: a plain value)."""

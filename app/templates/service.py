@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -271,6 +272,8 @@ async def variables_for_ticket(
             "custom_fields": dict(ticket.custom_fields),
         },
         "agent": {"name": _empty_if_none(agent_name), "email": _empty_if_none(agent_email)},
+        # Filled in for an incident's status updates; empty elsewhere, so one template serves.
+        "incident": {"title": "", "status_text": "", "next_update_at": None},
         "status_link": status_link(public_base_url, ticket.status_token),
     }
 
@@ -283,8 +286,10 @@ async def render_for_ticket(
     *,
     public_base_url: str,
     ticket_number_prefix: str,
+    incident: Mapping[str, Any] | None = None,
 ) -> Rendered:
-    """The template filled in for a ticket the actor may see, as the actor's reply."""
+    """The template filled in for a ticket the actor may see, as the actor's reply; with
+    ``incident``, the values of the incident the ticket gets a status update of."""
     template = (await get_template(session, actor, template_id)).template
     ticket = await tickets.get_ticket(session, actor, ticket_id)
     agent = await agents.find_by_id(session, actor.agent_id) if actor.agent_id else None
@@ -296,6 +301,8 @@ async def render_for_ticket(
         public_base_url=public_base_url,
         ticket_number_prefix=ticket_number_prefix,
     )
+    if incident is not None:
+        variables["incident"] = dict(incident)
     return render_source(template.subject, template.body, template.body_format, variables)
 
 

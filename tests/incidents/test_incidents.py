@@ -1,0 +1,266 @@
+"""Incidents and proactive updates: one status message reaches every affected customer, and
+periodic updates keep their rhythm with the time injected."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.incidents.scheduler import run_proactive_update_pass
+from app.outbound.models import OutboundMail
+from app.outbound.service import OutboundConfig
+from app.tickets.models import Message, MessageDirection
+from tests.conftest import Caller, MakeAgent
+from tests.helpers import audit_events
+
+T0 = datetime(2026, 11, 23, 17, 55, tzinfo=UTC)
+
+
+@pytest.fixture
+def maker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """What the scheduler gets, on the test's rolled-back transaction."""
+    return async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+async def supervisor(make_agent: MakeAgent) -> Caller:
+    return await make_agent("supervisor", name="Signe Supervisor")
+
+
+async def call(
+    client: httpx.AsyncClient, caller: Caller, method: str, path: str, body: Any = None
+) -> Any:
+    response = await client.request(method, f"/api/v1{path}", headers=caller.headers, json=body)
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+async def open_tickets(
+    client: httpx.AsyncClient, caller: Caller, count: int, sending_mailbox: int
+) -> list[int]:
+    """Tickets of different customers, answered from the one mailbox that sends."""
+    ids = []
+    for n in range(count):
+        ticket = await call(
+            client,
+            caller,
+            "POST",
+            "/tickets",
+            {
+                "subject": "Netbanken virker ikke",
+                "customer": {"email": f"kunde{n}@example.dk", "name": f"Kunde {n}"},
+                "message": {"body_text": "Jeg kan ikke logge ind"},
+            },
+        )
+        ids.append(ticket["id"])
+    return ids
+
+
+async def replies(session: AsyncSession, ticket_id: int) -> list[Message]:
+    """The public replies of the ticket that were put in the outbox, oldest first."""
+    session.expire_all()
+    rows = await session.scalars(
+        select(Message)
+        .join(OutboundMail, OutboundMail.message_id == Message.id)
+        .where(Message.ticket_id == ticket_id, Message.direction == MessageDirection.outbound)
+        .order_by(Message.id)
+    )
+    return list(rows)
+
+
+async def test_one_status_message_reaches_every_open_ticket_of_the_incident(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    supervisor: Caller,
+    admin: Caller,
+    sending_mailbox: int,
+) -> None:
+    *affected, solved = await open_tickets(client, supervisor, 4, sending_mailbox)
+    await call(client, supervisor, "PATCH", f"/tickets/{solved}", {"status": "solved"})
+    incident = await call(
+        client,
+        supervisor,
+        "POST",
+        "/incidents",
+        {"title": "Netbanken er nede", "status_text": "Vi arbejder på det"},
+    )
+    linked = await call(
+        client,
+        supervisor,
+        "POST",
+        f"/incidents/{incident['id']}/tickets",
+        {"ticket_ids": [*affected, solved, affected[0]]},
+    )
+    assert linked["linked"] == sorted([*affected, solved])
+
+    result = await call(
+        client,
+        supervisor,
+        "POST",
+        f"/incidents/{incident['id']}/updates",
+        {"body_text": "Netbanken er nede. Næste opdatering kl. 18:25."},
+    )
+    assert (result["sent"], result["ticket_ids"], result["skipped"]) == (3, affected, [])
+    for n, ticket_id in enumerate(affected):
+        [reply] = await replies(session, ticket_id)
+        assert reply.body_text == "Netbanken er nede. Næste opdatering kl. 18:25."
+        assert reply.to_addresses == [f"kunde{n}@example.dk"]
+        assert reply.is_public
+    assert await replies(session, solved) == [], "a solved ticket is left alone"
+    [audited] = await audit_events(
+        client, admin, entity_type="incident", action="incident.update_sent"
+    )
+    assert audited["after"]["sent"] == 3
+
+
+async def test_an_incident_template_is_filled_in_for_each_ticket(
+    client: httpx.AsyncClient, session: AsyncSession, supervisor: Caller, sending_mailbox: int
+) -> None:
+    [first, second] = await open_tickets(client, supervisor, 2, sending_mailbox)
+    template = await call(
+        client,
+        supervisor,
+        "POST",
+        "/templates",
+        {
+            "name": "Driftsstatus",
+            "body": "Hej {{ customer.first_name }}: {{ incident.title }} – "
+            "{{ incident.status_text }}",
+        },
+    )
+    incident = await call(
+        client, supervisor, "POST", "/incidents", {"title": "Netbanken", "status_text": "Nede"}
+    )
+    await call(
+        client, supervisor, "POST", f"/incidents/{incident['id']}/tickets", {"ticket_ids": [first]}
+    )
+    await call(
+        client, supervisor, "POST", f"/incidents/{incident['id']}/tickets", {"ticket_ids": [second]}
+    )
+    result = await call(
+        client,
+        supervisor,
+        "POST",
+        f"/incidents/{incident['id']}/updates",
+        {"template_id": template["id"]},
+    )
+    assert result["sent"] == 2
+    [reply] = await replies(session, second)
+    assert reply.body_text == "Hej Kunde: Netbanken – Nede"
+    assert reply.template_id == template["id"]
+
+
+async def test_periodic_updates_keep_the_rhythm_and_do_not_burst_after_a_gap(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    maker: async_sessionmaker[AsyncSession],
+    supervisor: Caller,
+    settings: Settings,
+    sending_mailbox: int,
+) -> None:
+    config = OutboundConfig.from_settings(settings)
+    tickets = await open_tickets(client, supervisor, 2, sending_mailbox)
+    template = await call(
+        client,
+        supervisor,
+        "POST",
+        "/templates",
+        {
+            "name": "Status hver halve time",
+            "body": "{{ incident.status_text }} Næste opdatering "
+            "{{ incident.next_update_at|date('%H:%M') }}.",
+        },
+    )
+    incident = await call(
+        client,
+        supervisor,
+        "POST",
+        "/incidents",
+        {
+            "title": "Netbanken er nede",
+            "status_text": "Vi arbejder på det.",
+            "template_id": template["id"],
+            "update_interval_minutes": 30,
+            "next_update_at": T0.isoformat(),
+        },
+    )
+    await call(
+        client, supervisor, "POST", f"/incidents/{incident['id']}/tickets", {"ticket_ids": tickets}
+    )
+
+    assert await run_proactive_update_pass(maker, T0 - timedelta(seconds=1), config=config) == 0
+    assert await run_proactive_update_pass(maker, T0, config=config) == 1
+    assert await run_proactive_update_pass(maker, T0 + timedelta(minutes=10), config=config) == 0
+    for ticket_id in tickets:
+        [reply] = await replies(session, ticket_id)
+        assert reply.body_text == "Vi arbejder på det. Næste opdatering 18:25."
+
+    # Five hours without a pass: one update, and the next slot stays on the half hours.
+    assert await run_proactive_update_pass(maker, T0 + timedelta(hours=5), config=config) == 1
+    for ticket_id in tickets:
+        assert len(await replies(session, ticket_id)) == 2
+    shown = await call(client, supervisor, "GET", f"/incidents/{incident['id']}")
+    assert datetime.fromisoformat(shown["next_update_at"]) == T0 + timedelta(hours=5, minutes=30)
+
+    resolved = await call(
+        client, supervisor, "PATCH", f"/incidents/{incident['id']}", {"state": "resolved"}
+    )
+    assert (resolved["state"], resolved["next_update_at"]) == ("resolved", None)
+    assert await run_proactive_update_pass(maker, T0 + timedelta(days=1), config=config) == 0
+
+
+async def test_a_tickets_own_proactive_updates_stop_when_it_is_solved(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    maker: async_sessionmaker[AsyncSession],
+    make_agent: MakeAgent,
+    supervisor: Caller,
+    settings: Settings,
+    sending_mailbox: int,
+) -> None:
+    config = OutboundConfig.from_settings(settings)
+    agent = await make_agent()
+    [ticket_id] = await open_tickets(client, agent, 1, sending_mailbox)
+    template = await call(
+        client,
+        supervisor,
+        "POST",
+        "/templates",
+        {"name": "Stadig i gang", "body": "Vi er på sagen."},
+    )
+    schedule = await call(
+        client,
+        agent,
+        "PUT",
+        f"/tickets/{ticket_id}/proactive-updates",
+        {"template_id": template["id"], "every_minutes": 60, "next_update_at": T0.isoformat()},
+    )
+    assert schedule["every_minutes"] == 60
+
+    assert await run_proactive_update_pass(maker, T0 + timedelta(minutes=1), config=config) == 1
+    assert [r.body_text for r in await replies(session, ticket_id)] == ["Vi er på sagen."]
+
+    await call(client, agent, "PATCH", f"/tickets/{ticket_id}", {"status": "solved"})
+    assert await run_proactive_update_pass(maker, T0 + timedelta(hours=3), config=config) == 1
+    assert len(await replies(session, ticket_id)) == 1, "nothing more once solved"
+    gone = await client.get(f"/api/v1/tickets/{ticket_id}/proactive-updates", headers=agent.headers)
+    assert gone.status_code == 404
+
+
+async def test_periodic_updates_need_a_template(
+    client: httpx.AsyncClient, supervisor: Caller
+) -> None:
+    response = await client.post(
+        "/api/v1/incidents",
+        headers=supervisor.headers,
+        json={"title": "Uden skabelon", "update_interval_minutes": 30},
+    )
+    assert response.status_code == 422, response.text
