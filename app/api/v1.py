@@ -13,13 +13,13 @@ from app.auth.router import router as auth
 from app.customers.router import router as customers
 from app.events.router import router as events
 from app.followups.router import router as follow_ups
+from app.incidents.router import router as incidents
+from app.incidents.router import ticket_updates_router as proactive_updates
 from app.ingest.router import router as ingest
 from app.jobs.router import bulk_router as bulk_tickets
 from app.jobs.router import router as jobs
 from app.mailboxes.router import router as mailboxes
 from app.organisations.router import router as organisations
-from app.privacy.router import messages_router as message_privacy
-from app.privacy.router import router as privacy_patterns
 from app.queues.router import router as queues
 from app.routing.router import router as rules
 from app.routing.router import ticket_routing_router
@@ -39,6 +39,8 @@ for domain_router in (
     auth,
     tickets,
     follow_ups,
+    proactive_updates,
+    incidents,
     attachments,
     customers,
     customer_history_router,
@@ -55,8 +57,6 @@ for domain_router in (
     ingest,
     audit,
     events,
-    privacy_patterns,
-    message_privacy,
     webhooks,
     bulk_tickets,
     jobs,
