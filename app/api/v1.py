@@ -20,6 +20,8 @@ from app.jobs.router import bulk_router as bulk_tickets
 from app.jobs.router import router as jobs
 from app.mailboxes.router import router as mailboxes
 from app.organisations.router import router as organisations
+from app.privacy.router import messages_router as message_privacy
+from app.privacy.router import router as privacy_patterns
 from app.queues.router import router as queues
 from app.routing.router import router as rules
 from app.routing.router import ticket_routing_router
@@ -57,6 +59,8 @@ for domain_router in (
     ingest,
     audit,
     events,
+    privacy_patterns,
+    message_privacy,
     webhooks,
     bulk_tickets,
     jobs,

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
         default=ClosedTicketReply.reopen,
         description="A customer's reply to a closed ticket: `reopen` it, or open a `follow_up`.",
     )
+    agents_may_reveal: bool = Field(
+        default=False,
+        description="Agents may reveal masked sensitive values (CPR, card numbers ...) with a "
+        "reason; supervisors and admins always may, external partners never.",
+    )
     auto_reply_limit_per_day: int = Field(
         default=3,
         ge=0,

@@ -71,10 +71,9 @@ def _cpr(candidate: str) -> str | None:
 
 
 def _personnummer(candidate: str) -> str | None:
-    digits = regex.sub(r"[^0-9]", "", candidate)[-10:]
+    digits = regex.sub(r"[^0-9]", "", candidate)
     separator = "+" if "+" in candidate else "-"
-    date, serial = candidate.replace(" ", "")[:-5], digits[-4:]
-    date = regex.sub(r"[^0-9]", "", date)
+    date, serial = digits[:-4], digits[-4:]
     # A samordningsnummer is a personnummer with 60 added to the day.
     day = int(date[-2:])
     coordination = day > 60
@@ -84,7 +83,7 @@ def _personnummer(candidate: str) -> str | None:
         personnummer.get_birth_date(f"{date}{separator}{serial}")
     except ValidationError:
         return None
-    if not luhn.is_valid(digits):
+    if not luhn.is_valid(digits[-10:]):
         return None
     return Kind.se_samordningsnummer if coordination else Kind.se_personnummer
 
@@ -221,6 +220,12 @@ def _unmaskable_html(html: str) -> set[int]:
     for entity in _ENTITY.finditer(html):
         fixed.update(range(entity.start(), entity.end()))
     return fixed
+
+
+def mask_text(text: str) -> str:
+    """A text kept outside messages (a ticket's subject, an event) with the values the
+    built-in detectors find in it masked."""
+    return mask(text, list(_builtin(text)))
 
 
 def mask(text: str, spans: Sequence[Span], *, html: bool = False) -> str:

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import SortKey, paginate
 from app.db.locks import lock_values
-from app.queues.models import Queue, queue_grants
+from app.queues.models import CustomerFields, Queue, queue_grants
 
 
 async def get(session: AsyncSession, queue_id: int) -> Queue | None:
@@ -79,15 +79,22 @@ async def list_grants(session: AsyncSession, queue_id: int) -> list[int]:
     )
 
 
-async def add_grant(session: AsyncSession, queue_id: int, agent_id: int) -> bool:
-    """Grant the queue to the agent; False when it was granted already."""
-    added = await session.scalar(
-        insert(queue_grants)
-        .values(queue_id=queue_id, agent_id=agent_id)
-        .on_conflict_do_nothing()
-        .returning(queue_grants.c.agent_id)
+async def add_grant(
+    session: AsyncSession, queue_id: int, agent_id: int, customer_fields: CustomerFields
+) -> bool:
+    """Grant the queue to the agent, or change what the grant shows of customers; False when
+    it was granted already just so."""
+    statement = insert(queue_grants).values(
+        queue_id=queue_id, agent_id=agent_id, customer_fields=customer_fields
     )
-    return added is not None
+    changed = await session.scalar(
+        statement.on_conflict_do_update(
+            index_elements=[queue_grants.c.queue_id, queue_grants.c.agent_id],
+            set_={"customer_fields": statement.excluded.customer_fields},
+            where=queue_grants.c.customer_fields != statement.excluded.customer_fields,
+        ).returning(queue_grants.c.agent_id)
+    )
+    return changed is not None
 
 
 async def remove_grant(session: AsyncSession, queue_id: int, agent_id: int) -> bool:
@@ -98,6 +105,15 @@ async def remove_grant(session: AsyncSession, queue_id: int, agent_id: int) -> b
         .returning(queue_grants.c.agent_id)
     )
     return removed is not None
+
+
+async def customer_fields(session: AsyncSession, agent_id: int) -> dict[int, CustomerFields]:
+    rows = await session.execute(
+        select(queue_grants.c.queue_id, queue_grants.c.customer_fields).where(
+            queue_grants.c.agent_id == agent_id
+        )
+    )
+    return {queue_id: fields for queue_id, fields in rows}
 
 
 async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[int]:

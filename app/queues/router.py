@@ -7,7 +7,7 @@ from app.api.etag import created_with_etag, read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
 from app.queues import service
-from app.queues.schemas import QueueCreate, QueueRead, QueueUpdate
+from app.queues.schemas import GrantSettings, QueueCreate, QueueRead, QueueUpdate
 
 router = APIRouter(prefix="/queues", tags=["queues"])
 
@@ -87,11 +87,17 @@ async def list_grants(session: DbSession, principal: CurrentPrincipal, queue_id:
     responses=responses(401, 403, 404, 422),
 )
 async def add_grant(
-    session: DbSession, principal: CurrentPrincipal, queue_id: int, agent_id: int
+    session: DbSession,
+    principal: CurrentPrincipal,
+    queue_id: int,
+    agent_id: int,
+    body: GrantSettings | None = None,
 ) -> list[int]:
-    """Let an external agent work this queue (admin; granting again changes nothing).
-    Returns the granted agent ids."""
-    return await service.add_grant(session, principal, queue_id, agent_id)
+    """Let an external agent work this queue (admin; granting again with the same settings
+    changes nothing), optionally seeing customers' names or names and addresses. Returns the
+    granted agent ids."""
+    settings = body or GrantSettings()
+    return await service.add_grant(session, principal, queue_id, agent_id, settings.customer_fields)
 
 
 @router.delete(

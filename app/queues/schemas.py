@@ -14,6 +14,7 @@ from pydantic import (
 
 from app.agents.schemas import SkillLevel
 from app.core.types import Description, EmailAddress, reject_null, unique_in_order
+from app.queues.models import CustomerFields
 from app.tickets.models import TicketPriority
 
 QueueName = Annotated[
@@ -47,6 +48,7 @@ _ACKNOWLEDGE = (
     "through says (tickets that did not come by mail get none)."
 )
 _ACKNOWLEDGEMENT_TEMPLATE = "The template of the acknowledgement; null: the mailbox's."
+_SLA_POLICY = "The SLA policy of this queue's tickets unless a routing rule sets one; null: none."
 
 
 class QueueCreate(BaseModel):
@@ -63,6 +65,7 @@ class QueueCreate(BaseModel):
     acknowledgement_template_id: int | None = Field(
         default=None, description=_ACKNOWLEDGEMENT_TEMPLATE
     )
+    sla_policy_id: int | None = Field(default=None, description=_SLA_POLICY)
 
 
 class QueueUpdate(BaseModel):
@@ -79,9 +82,21 @@ class QueueUpdate(BaseModel):
     acknowledgement_template_id: int | None = Field(
         default=None, description=_ACKNOWLEDGEMENT_TEMPLATE
     )
+    sla_policy_id: int | None = Field(default=None, description=_SLA_POLICY)
 
     _not_null = field_validator("name", "inbound_addresses", "default_priority", "required_skills")(
         reject_null
+    )
+
+
+class GrantSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_fields: CustomerFields = Field(
+        default=CustomerFields.none,
+        description="What the partner sees of the customers of this queue's tickets: `none`, "
+        "`name`, or `name_and_email` (also the addresses on messages). Nothing else of a "
+        "customer, and never another ticket of theirs.",
     )
 
 
@@ -98,6 +113,7 @@ class QueueRead(BaseModel):
     mailbox_id: int | None
     acknowledge: bool | None
     acknowledgement_template_id: int | None
+    sla_policy_id: int | None = Field(description=_SLA_POLICY)
     created_at: datetime
     updated_at: datetime
     version: int

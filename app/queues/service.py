@@ -14,8 +14,9 @@ from app.core.pagination import SortKey, next_cursor
 from app.core.uniqueness import check_addresses_free, check_free
 from app.mailboxes import service as mailboxes
 from app.queues import repository
-from app.queues.models import Queue
+from app.queues.models import CustomerFields, Queue
 from app.queues.schemas import QueueCreate, QueueRead, QueueUpdate
+from app.sla import service as sla
 from app.teams import service as teams
 from app.tickets import service as tickets
 
@@ -72,7 +73,7 @@ async def _check_addresses_free(
 
 
 async def _check_references(session: AsyncSession, values: dict[str, Any]) -> None:
-    """The team, mailbox and acknowledgement template named must exist."""
+    """The team, mailbox, acknowledgement template and SLA policy named must exist."""
     team_id = values.get("team_id")
     if team_id is not None and await teams.find_team(session, team_id) is None:
         raise Invalid(f"Team {team_id} does not exist.", field="body.team_id")
@@ -82,6 +83,9 @@ async def _check_references(session: AsyncSession, values: dict[str, Any]) -> No
     await mailboxes.check_acknowledgement_template(
         session, values.get("acknowledgement_template_id")
     )
+    policy_id = values.get("sla_policy_id")
+    if policy_id is not None and await sla.find_policy(session, policy_id) is None:
+        raise Invalid(f"SLA policy {policy_id} does not exist.", field="body.sla_policy_id")
 
 
 async def create_queue(session: AsyncSession, actor: Principal, data: QueueCreate) -> Queue:
@@ -153,9 +157,14 @@ async def list_grants(session: AsyncSession, actor: Principal, queue_id: int) ->
 
 
 async def add_grant(
-    session: AsyncSession, actor: Principal, queue_id: int, agent_id: int
+    session: AsyncSession,
+    actor: Principal,
+    queue_id: int,
+    agent_id: int,
+    customer_fields: CustomerFields = CustomerFields.none,
 ) -> list[int]:
-    """Let an external agent work the queue (idempotent); returns the granted agent ids."""
+    """Let an external agent work the queue, seeing so much of its customers (idempotent);
+    returns the granted agent ids."""
     actor.require(AgentRole.admin)
     queue = await get_queue(session, actor, queue_id)
     agent = await agents.get_agent(session, actor, agent_id)
@@ -165,9 +174,14 @@ async def add_grant(
             "grants are only for external agents.",
             field="path.agent_id",
         )
-    if await repository.add_grant(session, queue.id, agent.id):
+    if await repository.add_grant(session, queue.id, agent.id, customer_fields):
         await audit.record(
-            session, actor, "queue.grant_added", ENTITY, queue.id, after={"agent_id": agent.id}
+            session,
+            actor,
+            "queue.grant_added",
+            ENTITY,
+            queue.id,
+            after={"agent_id": agent.id, "customer_fields": customer_fields.value},
         )
     return await repository.list_grants(session, queue.id)
 
@@ -195,6 +209,13 @@ async def queue_for_addresses(session: AsyncSession, addresses: Sequence[str]) -
             if address in queue.inbound_addresses:
                 return queue
     return None
+
+
+async def customer_fields(session: AsyncSession, actor: Principal) -> dict[int, CustomerFields]:
+    """What an external agent may see of the customers in each queue granted to them."""
+    if actor.agent_id is None or not actor.is_external:
+        return {}
+    return await repository.customer_fields(session, actor.agent_id)
 
 
 async def granted_queue_ids(session: AsyncSession, agent_id: int) -> frozenset[int]:

@@ -9,11 +9,10 @@ from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, IfMat
 from app.api.etag import read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
-from app.customers.schemas import CustomerRead
 from app.outbound.service import OutboundConfig
 from app.routing import service as routing
 from app.tickets import service
-from app.tickets.models import Message, Ticket
+from app.tickets.models import Ticket
 from app.tickets.schemas import (
     Included,
     MergeRequest,
@@ -39,23 +38,21 @@ def _ticket(ticket: Ticket, response: Response) -> TicketRead:
     return read_with_etag(response, TicketRead, ticket)
 
 
-def _message(message: Message) -> MessageRead:
-    return MessageRead.model_validate(message)
-
-
-def _included(found: service.Related) -> Included | None:
+async def _included(
+    session: DbSession, principal: CurrentPrincipal, found: service.Related
+) -> Included | None:
     """The side-loaded records with only the kinds asked for; None without ``include``."""
     if not found.kinds:
         return None
     kinds: dict[str, object] = {}
     if TicketInclude.customer in found.kinds:
-        kinds["customers"] = {c.id: CustomerRead.model_validate(c) for c in found.customers}
+        kinds["customers"] = found.customers
     if TicketInclude.assignee in found.kinds:
         kinds["agents"] = {a.id: AgentPublicRead.model_validate(a) for a in found.agents}
     if TicketInclude.messages in found.kinds:
         by_ticket: dict[int, list[MessageRead]] = {}
-        for message in found.messages:
-            by_ticket.setdefault(message.ticket_id, []).append(_message(message))
+        for read in await service.message_reads(session, principal, found.messages):
+            by_ticket.setdefault(read.ticket_id, []).append(read)
         kinds["messages"] = by_ticket
     return Included.model_validate(kinds)
 
@@ -93,7 +90,8 @@ async def list_tickets(
     rows, next_cursor = await service.list_tickets(session, principal, filters, sort, cursor, limit)
     page = TicketPage(items=[TicketRead.model_validate(t) for t in rows], next_cursor=next_cursor)
     if kinds:
-        page.included = _included(await service.related(session, principal, rows, kinds))
+        found = await service.related(session, principal, rows, kinds)
+        page.included = await _included(session, principal, found)
     return page
 
 
@@ -138,7 +136,8 @@ async def get_ticket(
     ticket = await service.get_ticket(session, principal, ticket_id)
     read = read_with_etag(response, TicketReadIncluded, ticket)
     if kinds:
-        read.included = _included(await service.related(session, principal, [ticket], kinds))
+        found = await service.related(session, principal, [ticket], kinds)
+        read.included = await _included(session, principal, found)
     return read
 
 
@@ -176,7 +175,8 @@ async def list_messages(
 ) -> Page[MessageRead]:
     """The ticket's messages and notes, oldest first."""
     rows, next_cursor = await service.list_messages(session, principal, ticket_id, cursor, limit)
-    return Page(items=[_message(m) for m in rows], next_cursor=next_cursor)
+    items = await service.message_reads(session, principal, rows)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post(
@@ -203,7 +203,7 @@ async def add_message(
     message = await routing.post_message(
         session, principal, ticket_id, body, OutboundConfig.from_settings(settings)
     )
-    return _message(message)
+    return (await service.message_reads(session, principal, [message]))[0]
 
 
 @router.get(
@@ -264,11 +264,14 @@ async def customer_history(
     rows, next_cursor = await service.customer_history(
         session, principal, customer_id, cursor, limit
     )
+    reads = await service.message_reads(session, principal, [m for _, ms in rows for m in ms])
+    by_ticket: dict[int, list[MessageRead]] = {ticket.id: [] for ticket, _ in rows}
+    for read in reads:
+        by_ticket[read.ticket_id].append(read)
     items = [
         TicketWithMessages(
-            **TicketRead.model_validate(ticket).model_dump(),
-            messages=[_message(m) for m in messages],
+            **TicketRead.model_validate(ticket).model_dump(), messages=by_ticket[ticket.id]
         )
-        for ticket, messages in rows
+        for ticket, _ in rows
     ]
     return Page(items=items, next_cursor=next_cursor)

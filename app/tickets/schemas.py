@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,6 +22,8 @@ from app.core.pagination import Page
 from app.core.types import EmailAddress, reject_null
 from app.customers.schemas import CustomerRead
 from app.outbound.models import DeliveryStatus, MailPurpose
+from app.privacy.detectors import mask_text
+from app.privacy.schemas import FindingRead
 from app.tickets.models import (
     Channel,
     LinkKind,
@@ -193,7 +196,11 @@ class TicketRead(BaseModel):
 
     id: int
     number: int = Field(description="The human ticket number, as in `[#100123]`.")
-    subject: str
+    subject: Annotated[
+        str,
+        AfterValidator(mask_text),
+        Field(description="Identity, card and account numbers in it are masked."),
+    ]
     status: TicketStatus
     priority: TicketPriority
     channel: Channel
@@ -276,6 +283,12 @@ class MessageRead(BaseModel):
     attachments: list[AttachmentRead]
     delivery: DeliveryRead | None = Field(
         description="For a message sent by mail: queued, sent or failed, attempts, last error."
+    )
+    findings: list[FindingRead] = Field(
+        default_factory=list,
+        description="Sensitive values (identity numbers, card numbers, IBANs, configured "
+        "patterns), masked in the texts above for every role; "
+        "POST /api/v1/messages/{id}/reveal shows them to those allowed.",
     )
 
 

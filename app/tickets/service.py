@@ -19,7 +19,7 @@ from app.core.errors import Conflict, Forbidden, Invalid, NotFound, check_versio
 from app.core.html import sanitise_html
 from app.core.pagination import SortKey, next_cursor
 from app.customers import service as customers
-from app.customers.models import Customer
+from app.customers.schemas import CustomerRead
 from app.events import service as events
 from app.events.schemas import (
     MessageCreated,
@@ -29,7 +29,10 @@ from app.events.schemas import (
     TicketUpdated,
     field_changes,
 )
+from app.privacy import service as privacy
+from app.privacy.detectors import mask_text
 from app.queues import service as queues
+from app.queues.models import CustomerFields
 from app.teams import service as teams
 from app.tickets import repository
 from app.tickets.models import (
@@ -48,6 +51,7 @@ from app.tickets.models import (
 from app.tickets.schemas import (
     MailMessage,
     MessageCreate,
+    MessageRead,
     ThreadCandidate,
     TicketCreate,
     TicketFilters,
@@ -119,10 +123,7 @@ def includes(
             f"{', '.join(sorted(allowed))}.",
             field="query.include",
         )
-    kinds = frozenset(TicketInclude(name) for name in names)
-    if TicketInclude.customer in kinds and actor.is_external:
-        raise Forbidden("External partners cannot read customer records.")
-    return kinds
+    return frozenset(TicketInclude(name) for name in names)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class Related:
     """The records ``include`` asked for: each kind loaded with one query for all tickets."""
 
     kinds: frozenset[TicketInclude]
-    customers: Sequence[Customer]
+    customers: dict[int, CustomerRead]
     agents: Sequence[Agent]
     messages: Sequence[Message]
 
@@ -141,13 +142,13 @@ async def related(
     tickets: Sequence[Ticket],
     kinds: frozenset[TicketInclude],
 ) -> Related:
-    """The tickets' related records of these kinds (from ``includes``, which checked the
-    actor); external partners get public messages only."""
-    found_customers: Sequence[Customer] = []
+    """The tickets' related records of these kinds (from ``includes``); external partners
+    get public messages only, and customers reduced to what their grants show."""
+    found_customers: dict[int, CustomerRead] = {}
     found_agents: Sequence[Agent] = []
     found_messages: Sequence[Message] = []
     if TicketInclude.customer in kinds:
-        found_customers = await customers.find_many(session, {t.customer_id for t in tickets})
+        found_customers = await _customers_of(session, actor, tickets)
     assignees = {t.assignee_id for t in tickets if t.assignee_id is not None}
     if TicketInclude.assignee in kinds and assignees:
         found_agents = await agents.find_many(session, assignees)
@@ -156,6 +157,45 @@ async def related(
             session, [t.id for t in tickets], public_only=actor.is_external
         )
     return Related(kinds, found_customers, found_agents, found_messages)
+
+
+async def _customers_of(
+    session: AsyncSession, actor: Principal, tickets: Sequence[Ticket]
+) -> dict[int, CustomerRead]:
+    """The tickets' customers; for an external partner only those of tickets in queues whose
+    grant shows customers, and only their name, or name and addresses."""
+    if not actor.is_external:
+        found = await customers.find_many(session, {t.customer_id for t in tickets})
+        return {c.id: CustomerRead.model_validate(c) for c in found}
+    shown = await queues.customer_fields(session, actor)
+    if all(fields is CustomerFields.none for fields in shown.values()):
+        raise Forbidden("Your grants show no customer data.")
+    fields_of: dict[int, CustomerFields] = {}
+    for ticket in tickets:
+        fields = shown.get(ticket.queue_id or 0, CustomerFields.none)
+        if fields is not CustomerFields.none and fields_of.get(ticket.customer_id) is not (
+            CustomerFields.name_and_email
+        ):
+            fields_of[ticket.customer_id] = fields
+    reduced = {}
+    for customer in await customers.find_many(session, set(fields_of)):
+        read = CustomerRead.model_validate(customer)
+        reduced[customer.id] = CustomerRead(
+            id=read.id,
+            name=read.name,
+            emails=read.emails if fields_of[customer.id] is CustomerFields.name_and_email else [],
+            phone=None,
+            customer_number=None,
+            external_ids={},
+            organisation_id=None,
+            language=None,
+            attributes={},
+            blocked=False,
+            created_at=read.created_at,
+            updated_at=read.updated_at,
+            version=read.version,
+        )
+    return reduced
 
 
 async def _check_queue(session: AsyncSession, actor: Principal, queue_id: int) -> TicketPriority:
@@ -283,7 +323,7 @@ async def _save_ticket(session: AsyncSession, actor: Principal, ticket: Ticket) 
         TicketCreated(
             ticket_id=ticket.id,
             number=ticket.number,
-            subject=ticket.subject,
+            subject=mask_text(ticket.subject),
             status=ticket.status,
             priority=ticket.priority,
             channel=ticket.channel,
@@ -341,6 +381,7 @@ async def _save_message(
 ) -> None:
     session.add(message)
     await session.flush()
+    await privacy.scan_message(session, message)
     await events.emit(
         session,
         MessageCreated(
@@ -536,6 +577,53 @@ async def message_with_attachments(session: AsyncSession, message_id: int) -> Me
     if message is None:
         raise NotFound(f"Message {message_id} does not exist.")
     return message
+
+
+async def visible_message(session: AsyncSession, actor: Principal, message_id: int) -> Message:
+    """The message, if the actor may see its ticket (and, for external partners, it is
+    public)."""
+    message = await repository.get_message(session, message_id)
+    if message is None or (actor.is_external and not message.is_public):
+        raise NotFound(f"Message {message_id} does not exist.")
+    try:
+        await get_ticket(session, actor, message.ticket_id)
+    except NotFound:
+        raise NotFound(f"Message {message_id} does not exist.") from None
+    return message
+
+
+_NO_ADDRESSES: dict[str, Any] = {
+    "from_address": None,
+    "to": [],
+    "cc": [],
+    "bcc": [],
+    "reply_to": [],
+}
+
+
+async def message_reads(
+    session: AsyncSession, actor: Principal, messages: Sequence[Message]
+) -> list[MessageRead]:
+    """Messages as the API shows them: sensitive values masked, for every role; for an
+    external partner, mail addresses only where their grant shows the customer's address."""
+    findings = await privacy.findings_by_message(session, [m.id for m in messages])
+    hidden: set[int] = set()
+    if actor.is_external:
+        shown = await queues.customer_fields(session, actor)
+        for ticket_id in {m.ticket_id for m in messages}:
+            ticket = await repository.get(session, ticket_id)
+            queue_id = ticket.queue_id if ticket is not None else None
+            if queue_id is None or shown.get(queue_id) is not CustomerFields.name_and_email:
+                hidden.add(ticket_id)
+    reads = []
+    for message in messages:
+        texts, found = privacy.masked(privacy.message_texts(message), findings.get(message.id, []))
+        update: dict[str, Any] = {field.value: text for field, text in texts.items()}
+        update["findings"] = found
+        if message.ticket_id in hidden:
+            update.update(_NO_ADDRESSES)
+        reads.append(MessageRead.model_validate(message).model_copy(update=update))
+    return reads
 
 
 async def attachment_content(session: AsyncSession, attachment: Attachment) -> bytes:
