@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -9,6 +10,8 @@ from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, IfMat
 from app.api.etag import read_with_etag
 from app.api.problems import responses
 from app.core.pagination import Page
+from app.followups import service as follow_ups
+from app.followups.schemas import FollowUpRead
 from app.outbound.service import OutboundConfig
 from app.routing import service as routing
 from app.tickets import service
@@ -57,13 +60,30 @@ async def _included(
     return Included.model_validate(kinds)
 
 
-_LIST_INCLUDES = frozenset({TicketInclude.customer, TicketInclude.assignee})
+async def _add_follow_ups(
+    session: DbSession,
+    kinds: frozenset[TicketInclude],
+    included: Included | None,
+    tickets: Sequence[Ticket],
+) -> None:
+    """``include=follow_up``: the tickets' current reminders."""
+    if included is None or TicketInclude.follow_up not in kinds:
+        return
+    current = await follow_ups.current_for_tickets(session, [t.id for t in tickets])
+    included.follow_ups = {
+        ticket_id: FollowUpRead.model_validate(f) for ticket_id, f in current.items()
+    }
+
+
+_LIST_INCLUDES = frozenset(
+    {TicketInclude.customer, TicketInclude.assignee, TicketInclude.follow_up}
+)
 IncludeParam = Annotated[
     str | None,
     Query(
         description="Related records to side-load into `included`, comma-separated: "
-        "`customer` (not for external partners), `assignee`, and on a single ticket "
-        "`messages` (external partners: public ones).",
+        "`customer` (not for external partners), `assignee`, `follow_up` (the current "
+        "reminder), and on a single ticket `messages` (external partners: public ones).",
         examples=["customer,assignee"],
     ),
 ]
@@ -92,6 +112,7 @@ async def list_tickets(
     if kinds:
         found = await service.related(session, principal, rows, kinds)
         page.included = await _included(session, principal, found)
+        await _add_follow_ups(session, kinds, page.included, rows)
     return page
 
 
@@ -138,6 +159,7 @@ async def get_ticket(
     if kinds:
         found = await service.related(session, principal, [ticket], kinds)
         read.included = await _included(session, principal, found)
+        await _add_follow_ups(session, kinds, read.included, [ticket])
     return read
 
 

@@ -21,6 +21,7 @@ from app.attachments.service import FileData
 from app.core.pagination import Page
 from app.core.types import EmailAddress, reject_null
 from app.customers.schemas import CustomerRead
+from app.followups.schemas import FollowUpRead
 from app.outbound.models import DeliveryStatus, MailPurpose
 from app.privacy.detectors import mask_text
 from app.privacy.schemas import FindingRead
@@ -354,6 +355,7 @@ class TicketInclude(StrEnum):
     customer = "customer"
     assignee = "assignee"
     messages = "messages"
+    follow_up = "follow_up"
 
 
 class Included(BaseModel):
@@ -364,6 +366,11 @@ class Included(BaseModel):
     agents: dict[int, AgentPublicRead] = Field(default_factory=dict)
     messages: dict[int, list[MessageRead]] = Field(
         default_factory=dict, description="By ticket id, oldest first."
+    )
+    follow_ups: dict[int, FollowUpRead] = Field(
+        default_factory=dict,
+        description="By ticket id: the current follow-up reminder, waiting or fired (until an "
+        "agent clears it); tickets without one are left out.",
     )
 
 

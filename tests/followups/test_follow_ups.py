@@ -244,3 +244,24 @@ async def test_two_passes_at_once_fire_each_reminder_once(
         )
     assert fired_for == Counter(ticket_ids)
     assert statuses == {TicketStatus.open}
+
+
+async def test_tickets_bring_their_current_follow_up_along_when_asked(
+    client: httpx.AsyncClient, session: AsyncSession, make_agent: MakeAgent
+) -> None:
+    agent = await make_agent()
+    parked, other = await add_ticket(session), await add_ticket(session)
+    await set_follow_up(client, agent, parked, note="Ring tilbage", **{"in": "P1D"})
+
+    one = await client.get(
+        f"/api/v1/tickets/{parked}", headers=agent.headers, params={"include": "follow_up"}
+    )
+    assert one.status_code == 200, one.text
+    assert one.json()["included"]["follow_ups"][str(parked)]["note"] == "Ring tilbage"
+    listed = await client.get(
+        "/api/v1/tickets", headers=agent.headers, params={"include": "follow_up"}
+    )
+    assert listed.status_code == 200, listed.text
+    follow_ups = listed.json()["included"]["follow_ups"]
+    assert str(parked) in follow_ups
+    assert str(other) not in follow_ups
