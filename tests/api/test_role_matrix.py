@@ -152,6 +152,15 @@ CASES = [
     Case("GET", "/webhooks/{webhook}/deliveries", "admin"),
     Case(
         "POST",
+        "/tickets/bulk",
+        "agent",
+        {"filter": {"queue_id": "{queue}"}, "changes": {"add_tags": ["massevis"]}},
+    ),
+    Case("GET", "/jobs/{job}", "admin"),
+    Case("GET", "/jobs/{job}/items", "admin"),
+    Case("POST", "/jobs/{job}/cancel", "admin"),
+    Case(
+        "POST",
         "/mailboxes",
         "admin",
         {
@@ -268,6 +277,15 @@ async def test_role_matrix(
     world = await _build_world(client, admin, partner.id, colleague.id, member.id)
     tokens = await client.get("/api/v1/auth/tokens", headers=caller.headers)
     world["own_token"] = tokens.json()[0]["id"]
+    if "{job}" in case.path:
+        # A job is seen by the agent who started it and by admins: here, an admin's.
+        job = await client.post(
+            "/api/v1/tickets/bulk",
+            headers=admin.headers,
+            json={"ticket_ids": [world["ticket"]], "changes": {"status": "pending"}},
+        )
+        assert job.status_code == 202, job.text
+        world["job"] = job.json()["id"]
 
     path = "/api/v1" + case.path.format(**world)
     response = await client.request(

@@ -28,6 +28,7 @@ async def test_the_types_are_published_with_version_and_schema(
         "outbound.failed",
         "routing.notify",
         "webhook.disabled",
+        "bulk_job.finished",
     }
     updated = published["ticket.updated"]
     assert updated["version"] == 1
