@@ -13,6 +13,7 @@ from app.ingest.supervisor import IngestSupervisor
 from app.jobs.worker import BulkJobWorker
 from app.outbound.service import OutboundConfig
 from app.outbound.worker import OutboxWorker
+from app.scheduler.worker import Scheduler, passes
 from app.webhooks.service import WebhookConfig
 from app.webhooks.worker import WebhookWorker
 
@@ -38,6 +39,15 @@ async def run_background_work(
     bulk_jobs = BulkJobWorker(
         maker, OutboundConfig.from_settings(settings), batch_size=settings.bulk_batch_size
     )
+    scheduler = Scheduler(
+        maker,
+        passes(OutboundConfig.from_settings(settings), stop),
+        interval_seconds=settings.scheduler_interval_seconds,
+    )
     await asyncio.gather(
-        supervisor.run(stop), outbox.run(stop), webhooks.run(stop), bulk_jobs.run(stop)
+        supervisor.run(stop),
+        outbox.run(stop),
+        webhooks.run(stop),
+        bulk_jobs.run(stop),
+        scheduler.run(stop),
     )

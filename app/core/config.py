@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     mailbox_rescan_seconds: float = Field(
         default=10, gt=0, description="How often workers look for mailboxes nobody reads."
     )
+    scheduler_interval_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="How often workers run the scheduler's passes (SLA, automations, follow-ups).",
+    )
     bulk_max_tickets: int = Field(
         default=10_000,
         ge=1,

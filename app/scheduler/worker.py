@@ -1,0 +1,105 @@
+"""The scheduler: every few seconds, the time-based passes one after another, in every worker
+process at once.
+
+Each pass claims its rows with ``FOR UPDATE SKIP LOCKED`` in batches, one transaction per
+batch, so processes running the scheduler side by side share the work and handle each due
+item once; a process that dies leaves its batch to the next pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import utcnow
+from app.followups.scheduler import run_follow_up_pass
+from app.incidents.scheduler import run_proactive_update_pass
+from app.outbound.service import OutboundConfig
+from app.scheduler.service import run_automation_pass
+
+log = structlog.get_logger(__name__)
+
+PassFunction = Callable[[async_sessionmaker[AsyncSession], datetime], Awaitable[int]]
+"""Does what is due at the moment given; returns how many items it handled."""
+
+
+@dataclass(frozen=True)
+class PassResult:
+    name: str
+    handled: int
+    seconds: float
+
+
+def passes(
+    config: OutboundConfig, stop: asyncio.Event | None = None
+) -> list[tuple[str, PassFunction]]:
+    """The passes in the order they run."""
+    return [
+        ("automations", partial(run_automation_pass, config=config, stop=stop)),
+        ("follow_ups", run_follow_up_pass),
+        ("proactive_updates", partial(run_proactive_update_pass, config=config)),
+    ]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        maker: async_sessionmaker[AsyncSession],
+        passes: Sequence[tuple[str, PassFunction]],
+        *,
+        interval_seconds: float = 30,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.maker = maker
+        self.passes = passes
+        self.interval_seconds = interval_seconds
+        self.clock = clock
+
+    async def run_once(
+        self,
+        now: datetime | None = None,
+        stop: asyncio.Event | None = None,
+        on_start: Callable[[str], None] | None = None,
+    ) -> list[PassResult]:
+        """Each pass once at ``now`` (the clock's time when None), until ``stop`` is set;
+        ``on_start`` hears the name of each pass as it begins."""
+        moment = now or self.clock()
+        results = []
+        for name, run in self.passes:
+            if stop is not None and stop.is_set():
+                break
+            if on_start is not None:
+                on_start(name)
+            started = time.perf_counter()
+            handled = await run(self.maker, moment)
+            results.append(PassResult(name, handled, time.perf_counter() - started))
+        return results
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the passes every interval until ``stop`` is set; a batch in hand is finished
+        first."""
+        log.info("scheduler_started", interval_seconds=self.interval_seconds)
+        while not stop.is_set():
+            try:
+                for result in await self.run_once(stop=stop):
+                    if result.handled:
+                        log.info(
+                            "scheduler_pass",
+                            name=result.name,
+                            handled=result.handled,
+                            seconds=round(result.seconds, 3),
+                        )
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("scheduler_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_seconds)
+        log.info("scheduler_stopped")
