@@ -116,6 +116,26 @@ CASES = [
     Case("GET", "/events", "admin"),
     Case("GET", "/events/types", "external"),
     Case("GET", "/tickets/{ticket}/links", "external"),
+    Case("GET", "/tickets/{ticket}/follow-up", "external"),
+    Case("PUT", "/tickets/{ticket}/follow-up", "agent", {"in": "PT2H", "note": "Ring tilbage"}),
+    Case("DELETE", "/tickets/{ticket}/follow-up", "agent"),
+    Case("GET", "/tickets/{ticket}/proactive-updates", "agent"),
+    Case(
+        "PUT",
+        "/tickets/{ticket}/proactive-updates",
+        "agent",
+        {"template_id": "{template}", "every_minutes": 30},
+    ),
+    Case("DELETE", "/tickets/{ticket}/proactive-updates", "agent"),
+    Case("GET", "/incidents", "agent"),
+    Case("POST", "/incidents", "supervisor", {"title": "Nettbanken er nede"}),
+    Case("GET", "/incidents/{incident}", "agent"),
+    Case("PATCH", "/incidents/{incident}", "supervisor", {"status_text": "Vi jobber med saken"}),
+    Case("DELETE", "/incidents/{incident}", "supervisor"),
+    Case("GET", "/incidents/{incident}/tickets", "agent"),
+    Case("POST", "/incidents/{incident}/tickets", "agent", {"ticket_ids": ["{ticket}"]}),
+    Case("DELETE", "/incidents/{incident}/tickets/{ticket}", "agent"),
+    Case("POST", "/incidents/{incident}/updates", "supervisor", {"body_text": "Alt virker igjen"}),
     Case("GET", "/ingest/quarantine", "supervisor"),
     Case("GET", "/rules", "supervisor"),
     Case("PUT", "/rules", "admin", {"rules": []}),
@@ -233,6 +253,18 @@ async def _build_world(
         "/templates",
         {"name": "Velkomst", "queue_ids": [queue["id"]], "body": "Hei {{ customer.first_name }}"},
     )
+    incident = await post("/incidents", {"title": "Driftsforstyrrelse"})
+    for method, path, body in (
+        ("POST", f"/incidents/{incident['id']}/tickets", {"ticket_ids": [ticket["id"]]}),
+        ("PUT", f"/tickets/{ticket['id']}/follow-up", {"in": "P1D", "note": "Ring Kari"}),
+        (
+            "PUT",
+            f"/tickets/{ticket['id']}/proactive-updates",
+            {"template_id": template["id"], "every_minutes": 60},
+        ),
+    ):
+        done = await client.request(method, f"/api/v1{path}", headers=admin.headers, json=body)
+        assert done.status_code == 200, (path, done.text)
     webhook = await post(
         "/webhooks", {"url": "https://hooks.example.com/ticketry", "event_types": ["*"]}
     )
@@ -251,6 +283,7 @@ async def _build_world(
         "attachment": messages.json()["items"][0]["attachments"][0]["id"],
         "tag": "nordlys",
         "template": template["id"],
+        "incident": incident["id"],
         "webhook": webhook["id"],
     }
 
@@ -258,6 +291,8 @@ async def _build_world(
 def _fill(value: Any, world: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         return {k: _fill(v, world) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, world) for v in value]
     if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
         return world[value[1:-1]]
     return value
