@@ -306,7 +306,9 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
         cc_addresses=[],
         subject=data.subject,
         body_text=data.message.body_text,
-        body_html=data.message.body_html,
+        body_html=sanitise_html(data.message.body_html)
+        if data.message.body_html is not None
+        else None,
         references=[],
         attachments=await attachments.store(session, data.message.attachments),
     )
