@@ -346,3 +346,26 @@ async def test_the_run_loop_works_then_stops_when_told(
     await asyncio.wait_for(running, 10)  # at once, not after the hour-long poll
 
     assert (await job_of(client, desk.agent, job["id"]))["state"] == "done"
+
+
+async def test_the_rules_for_ticket_updates_run_on_each_changed_ticket(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    desk: Desk,
+    admin: Caller,
+    worker: BulkJobWorker,
+) -> None:
+    rule = {
+        "id": "afsluttet",
+        "name": "Solved tickets are marked",
+        "triggers": ["ticket_updated"],
+        "when": {"field": "ticket.status", "op": "equals", "value": "solved"},
+        "actions": [{"type": "add_tags", "tags": ["afsluttet"]}],
+    }
+    saved = await client.put("/api/v1/rules", headers=admin.headers, json={"rules": [rule]})
+    assert saved.status_code == 200, saved.text
+    ticket_id = await add_ticket(session)
+    await start(client, desk.agent, {"ticket_ids": [ticket_id], "changes": {"status": "solved"}})
+    await worker.run_until_idle()
+
+    assert (await ticket(client, desk.agent, ticket_id))["tags"] == ["afsluttet"]
