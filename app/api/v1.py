@@ -10,6 +10,7 @@ from app.api.rate_limits import enforce_rate_limit
 from app.attachments.router import router as attachments
 from app.audit.router import router as audit
 from app.auth.router import router as auth
+from app.calendars.router import router as calendars
 from app.customers.router import router as customers
 from app.events.router import router as events
 from app.followups.router import router as follow_ups
@@ -50,6 +51,7 @@ for domain_router in (
     queues,
     agents,
     teams,
+    calendars,
     sla_policies,
     rules,
     ticket_routing_router,

@@ -101,6 +101,30 @@ CASES = [
     Case("GET", "/sla-policies/{sla_policy}", "agent"),
     Case("PATCH", "/sla-policies/{sla_policy}", "admin", {"description": "Svar inden for en dag"}),
     Case("DELETE", "/sla-policies/{sla_policy}", "admin"),
+    Case("GET", "/calendars", "agent"),
+    Case(
+        "POST",
+        "/calendars",
+        "admin",
+        {
+            "name": "Kundtjänst Stockholm",
+            "timezone": "Europe/Stockholm",
+            "hours": {"mon": [{"start": "08:00", "end": "17:00"}]},
+        },
+    ),
+    Case("GET", "/calendars/{calendar}", "agent"),
+    Case("PATCH", "/calendars/{calendar}", "admin", {"description": "Første linje"}),
+    Case("DELETE", "/calendars/{calendar}", "admin"),
+    Case("GET", "/calendars/{calendar}/holidays", "agent"),
+    Case(
+        "PUT",
+        "/calendars/{calendar}/holidays",
+        "admin",
+        {"holidays": [{"date": "2026-06-05", "name": "Grundlovsdag"}]},
+    ),
+    Case(
+        "POST", "/calendars/{calendar}/holidays/import", "admin", {"country": "DK", "years": [2026]}
+    ),
     Case("GET", "/tags", "agent"),
     Case("DELETE", "/tags/{tag}", "supervisor"),
     Case("POST", "/tags/{tag}/rename", "supervisor", {"new_name": "omdøbt"}),
@@ -235,6 +259,14 @@ async def _build_world(
     )
     assert member.status_code == 200, member.text
     sla_policy = await post("/sla-policies", {"name": "Guld"})
+    calendar = await post(
+        "/calendars",
+        {
+            "name": "Kundeservice København",
+            "timezone": "Europe/Copenhagen",
+            "hours": {"mon": [{"start": "08:00", "end": "16:00"}]},
+        },
+    )
     spare = await post(
         "/customers", {"name": "Ola", "emails": ["ola@example.no"], "external_ids": {"crm": "S-1"}}
     )
@@ -277,6 +309,7 @@ async def _build_world(
         "colleague": colleague_id,
         "member": member_id,
         "sla_policy": sla_policy["id"],
+        "calendar": calendar["id"],
         "customer": ticket["customer_id"],
         "spare_customer": spare["id"],
         "ticket": ticket["id"],
