@@ -13,6 +13,7 @@ from app.auth.router import router as auth
 from app.calendars.router import router as calendars
 from app.customers.router import router as customers
 from app.events.router import router as events
+from app.export.router import router as export
 from app.followups.router import router as follow_ups
 from app.incidents.router import router as incidents
 from app.incidents.router import ticket_updates_router as proactive_updates
@@ -61,6 +62,7 @@ for domain_router in (
     ingest,
     audit,
     events,
+    export,
     privacy_patterns,
     message_privacy,
     webhooks,
