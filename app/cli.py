@@ -108,6 +108,12 @@ scheduler_app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.add_typer(scheduler_app, name="scheduler")
+audit_app = typer.Typer(
+    help="Check that the audit trail is intact.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(audit_app, name="audit")
 
 
 # --- settings, logging and the database --------------------------------------------------------
@@ -638,6 +644,54 @@ def rules_apply(
         typer.echo(f"The rules in {file} are already in force (version {rules.version}).")
     else:
         typer.echo(f"Rules in force: version {rules.version}, {len(rules.rules)} rule(s).")
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Seal the settled audit events into the hash chain, then check every link.
+
+    Exits 0 when the chain holds, 1 at the first altered or deleted event (the message says
+    which). Prints the chain's head: keep a copy elsewhere to check later heads against.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from app.audit import service as audit
+    from app.core.clock import utcnow
+
+    settings = _load_settings(long_running=False)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("Checking the audit chain", total=None)
+        result = _as_cli(
+            settings,
+            lambda session, actor: audit.verify(
+                session,
+                actor,
+                utcnow(),
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            ),
+        )
+    broken = result.first_broken
+    if broken is not None:
+        _fail(
+            f"the audit trail is broken at position {broken.position}: {broken.detail} "
+            f"({result.checked} link(s) before it hold). Events from there on cannot be trusted: "
+            "compare audit_events with a backup and find who changed the database"
+        )
+    head = f"; head {result.head.position} {result.head.hash}" if result.head else ""
+    typer.echo(
+        f"Audit trail intact: {result.checked} event(s) checked, {result.unsealed} not sealed "
+        f"yet (sealed once their transactions end){head}."
+    )
 
 
 # --- scheduler --------------------------------------------------------------------------------

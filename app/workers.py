@@ -1,5 +1,6 @@
 """The background work of `ticketry serve` and `ticketry worker`: reading mailboxes, sending
-the outbox and delivering webhooks, side by side in one event loop, until told to stop."""
+the outbox, delivering webhooks and sealing the audit chain, side by side in one event loop,
+until told to stop."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.audit.worker import AuditSealer
 from app.core.config import Settings
 from app.ingest.poller import tls_context
 from app.ingest.supervisor import IngestSupervisor
@@ -48,6 +50,7 @@ async def run_background_work(
         supervisor.run(stop),
         outbox.run(stop),
         webhooks.run(stop),
+        AuditSealer(maker).run(stop),
         bulk_jobs.run(stop),
         scheduler.run(stop),
     )

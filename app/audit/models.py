@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, func
+from sqlalchemy import BigInteger, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdMixin
@@ -11,15 +11,22 @@ from app.db.base import Base, IdMixin
 
 class AuditEvent(IdMixin, Base):
     """Who did what to which entity, when and from where; rows are never updated or deleted
-    (a database trigger refuses both)."""
+    (a database trigger refuses both).
+
+    ``txid`` is the writing transaction's id, as on ``events``: the sealer chains rows in
+    ``(txid, id)`` order once their transactions have ended (see ``app.audit.chain``)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_events_entity_type_entity_id_id", "entity_type", "entity_id", "id"),
         Index("ix_audit_events_actor_agent_id_id", "actor_agent_id", "id"),
         Index("ix_audit_events_occurred_at", "occurred_at"),
+        Index("ix_audit_events_txid_id", "txid", "id"),
     )
 
+    txid: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("pg_current_xact_id()::text::bigint")
+    )
     occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
     actor_agent_id: Mapped[int | None] = mapped_column(BigInteger)
     actor_label: Mapped[str] = mapped_column(String(320))
@@ -31,3 +38,17 @@ class AuditEvent(IdMixin, Base):
     entity_id: Mapped[str] = mapped_column(String(100))
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
+
+
+class AuditChainLink(Base):
+    """One sealed audit event: its place in the chain and the hash that binds it to every
+    event before it. Append-only like the events (the same trigger refuses UPDATE, DELETE
+    and TRUNCATE)."""
+
+    __tablename__ = "audit_chain"
+
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    event_txid: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    sealed_at: Mapped[datetime]

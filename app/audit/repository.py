@@ -1,16 +1,24 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Select, func, literal, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.models import AuditEvent
+from app.audit.models import AuditChainLink, AuditEvent
 from app.audit.schemas import AuditFilters
 from app.core.pagination import SortKey, paginate
 
+_OLDEST_RUNNING = literal_column(
+    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint", BigInteger
+)
+"""The oldest transaction still running when the statement started (as in the event feed)."""
 
-async def list_events(
-    session: AsyncSession, filters: AuditFilters, key: SortKey, cursor: str | None, limit: int
-) -> list[AuditEvent]:
+_SEAL_LOCK = func.hashtext("audit-chain")
+
+
+def _filtered(filters: AuditFilters) -> Select[Any]:
     statement = select(AuditEvent)
     if filters.entity_type:
         statement = statement.where(AuditEvent.entity_type == filters.entity_type)
@@ -18,10 +26,92 @@ async def list_events(
         statement = statement.where(AuditEvent.entity_id == filters.entity_id)
     if filters.actor_agent_id is not None:
         statement = statement.where(AuditEvent.actor_agent_id == filters.actor_agent_id)
+    if filters.actor_label:
+        statement = statement.where(AuditEvent.actor_label == filters.actor_label)
     if filters.action:
         statement = statement.where(AuditEvent.action == filters.action)
     if filters.occurred_after:
         statement = statement.where(AuditEvent.occurred_at >= filters.occurred_after)
     if filters.occurred_before:
         statement = statement.where(AuditEvent.occurred_at < filters.occurred_before)
-    return list(await session.scalars(paginate(statement, key, cursor, limit)))
+    return statement
+
+
+async def list_events(
+    session: AsyncSession, filters: AuditFilters, key: SortKey, cursor: str | None, limit: int
+) -> list[AuditEvent]:
+    return list(await session.scalars(paginate(_filtered(filters), key, cursor, limit)))
+
+
+async def newest_id(session: AsyncSession) -> int:
+    return await session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0))) or 0
+
+
+async def events_after(
+    session: AsyncSession, filters: AuditFilters, after_id: int, up_to_id: int, limit: int
+) -> list[AuditEvent]:
+    """The matching events with ``after_id < id <= up_to_id``, oldest first."""
+    statement = (
+        _filtered(filters)
+        .where(AuditEvent.id > after_id, AuditEvent.id <= up_to_id)
+        .order_by(AuditEvent.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(statement))
+
+
+async def try_lock_chain(session: AsyncSession) -> bool:
+    """The chain's lock until the transaction ends, if no other transaction holds it."""
+    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(_SEAL_LOCK))))
+
+
+async def chain_head(session: AsyncSession) -> AuditChainLink | None:
+    statement = select(AuditChainLink).order_by(AuditChainLink.position.desc()).limit(1)
+    return await session.scalar(statement)
+
+
+async def settled_after(
+    session: AsyncSession, txid: int, event_id: int, limit: int
+) -> list[AuditEvent]:
+    """Events after the position ``(txid, event_id)`` whose transactions all ended, in
+    ``(txid, id)`` order."""
+    statement = (
+        select(AuditEvent)
+        .where(
+            AuditEvent.txid < _OLDEST_RUNNING,
+            tuple_(AuditEvent.txid, AuditEvent.id)
+            > tuple_(literal(txid, BigInteger), literal(event_id, BigInteger)),
+        )
+        .order_by(AuditEvent.txid, AuditEvent.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(statement))
+
+
+async def add_links(session: AsyncSession, links: Sequence[AuditChainLink]) -> None:
+    session.add_all(links)
+    await session.flush()
+
+
+async def count_links(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(AuditChainLink)) or 0
+
+
+async def links_after(
+    session: AsyncSession, position: int, limit: int
+) -> list[tuple[AuditChainLink, AuditEvent | None]]:
+    """Links after ``position`` in order, each with its event (None when it is gone)."""
+    statement = (
+        select(AuditChainLink, AuditEvent)
+        .outerjoin(AuditEvent, AuditEvent.id == AuditChainLink.event_id)
+        .where(AuditChainLink.position > position)
+        .order_by(AuditChainLink.position)
+        .limit(limit)
+    )
+    return [(row.AuditChainLink, row.AuditEvent) for row in await session.execute(statement)]
+
+
+async def count_unsealed(session: AsyncSession) -> int:
+    linked = select(AuditChainLink.position).where(AuditChainLink.event_id == AuditEvent.id)
+    statement = select(func.count()).select_from(AuditEvent).where(~linked.exists())
+    return await session.scalar(statement) or 0

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
 from app.api.etag import created_with_etag, read_with_etag, upserted_with_etag
 from app.api.problems import responses
+from app.audit import service as audit
 from app.core.external_ids import ExternalIdValue, SystemName
 from app.core.pagination import Page
 from app.core.types import EmailAddress
@@ -79,10 +80,12 @@ async def lookup_customer(
     system: SystemName | None = None,
     external_id: ExternalIdValue | None = None,
 ) -> CustomerRead:
-    """Find the customer by `email`, or by `system` and `external_id`."""
+    """Find the customer by `email`, or by `system` and `external_id` (audited as
+    `customer.viewed`)."""
     customer = await service.lookup_customer(
         session, principal, email=email, system=system, external_id=external_id
     )
+    await audit.record_read(session, principal, "customer", customer.id)
     return read_with_etag(response, CustomerRead, customer)
 
 
@@ -98,11 +101,12 @@ async def get_customer_by_external_id(
     external_id: ExternalIdValue,
     response: Response,
 ) -> CustomerRead:
-    """The customer with this id in another system (agent role or higher); by address:
-    `GET /customers/lookup?email=`."""
+    """The customer with this id in another system (agent role or higher; audited as
+    `customer.viewed`); by address: `GET /customers/lookup?email=`."""
     customer = await service.lookup_customer(
         session, principal, email=None, system=system, external_id=external_id
     )
+    await audit.record_read(session, principal, "customer", customer.id)
     return read_with_etag(response, CustomerRead, customer)
 
 
@@ -140,7 +144,9 @@ async def upsert_customer_by_external_id(
 async def get_customer(
     session: DbSession, principal: CurrentPrincipal, customer_id: int, response: Response
 ) -> CustomerRead:
+    """The customer (agent role or higher; audited as `customer.viewed`)."""
     customer = await service.get_customer(session, principal, customer_id)
+    await audit.record_read(session, principal, "customer", customer.id)
     return read_with_etag(response, CustomerRead, customer)
 
 

@@ -9,6 +9,7 @@ from app.agents.schemas import AgentPublicRead
 from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
 from app.api.etag import read_with_etag
 from app.api.problems import responses
+from app.audit import service as audit
 from app.core.pagination import Page
 from app.followups import service as follow_ups
 from app.followups.schemas import FollowUpRead
@@ -152,9 +153,11 @@ async def get_ticket(
     response: Response,
     include: IncludeParam = None,
 ) -> TicketReadIncluded:
-    """The ticket; with `include`, its related records come along in `included`."""
+    """The ticket; with `include`, its related records come along in `included`. Each call
+    is audited as `ticket.viewed` (lists are not)."""
     kinds = service.includes(principal, include, frozenset(TicketInclude))
     ticket = await service.get_ticket(session, principal, ticket_id)
+    await audit.record_read(session, principal, "ticket", ticket.id)
     read = read_with_etag(response, TicketReadIncluded, ticket)
     if kinds:
         found = await service.related(session, principal, [ticket], kinds)

@@ -137,6 +137,8 @@ CASES = [
     Case("GET", "/templates/{template}/versions", "external"),
     Case("POST", "/templates/{template}/render?ticket_id={ticket}", "external"),
     Case("GET", "/audit-events", "admin"),
+    Case("GET", "/audit-events/export", "admin", params={"format": "jsonl"}),
+    Case("GET", "/audit-events/verify", "admin"),
     Case("GET", "/events", "admin"),
     Case("GET", "/events/types", "external"),
     Case("GET", "/tickets/{ticket}/links", "external"),

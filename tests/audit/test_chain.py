@@ -1,0 +1,230 @@
+"""The hash chain on a committed database of its own (sealing needs transactions that really
+ended): a clean log verifies, an edited, deleted or unlinked event is the first broken link,
+rows of running transactions wait, concurrent writers and sealers make one valid chain, and the
+CLI says so with its exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.audit import service as audit
+from app.audit.models import AuditChainLink, AuditEvent
+from app.audit.schemas import AuditVerification
+from app.auth.schemas import system_principal
+from app.db.migrate import upgrade_to_head
+from app.db.session import create_engine, create_sessionmaker
+from tests.conftest import _drop_database, _recreate_database
+from tests.test_cli import cli_env, run_cli
+
+Maker = async_sessionmaker[AsyncSession]
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+WRITER = system_principal("mail-ingest")
+ADMIN = system_principal("auditor")
+
+
+@pytest.fixture(scope="module")
+async def chain_database(database_url: str) -> AsyncIterator[tuple[str, Maker]]:
+    """Migrated once for the module; each test empties the audit tables first."""
+    name = f"ticketry_audit_{os.getpid()}"
+    url = await _recreate_database(database_url, name)
+    engine = create_engine(url, pool_size=5)
+    await upgrade_to_head(engine)
+    yield url, create_sessionmaker(engine)
+    await engine.dispose()
+    await _drop_database(database_url, name)
+
+
+async def _as_superuser(maker: Maker, statement: str, **params: object) -> None:
+    """Bypass the append-only triggers, as someone with full access to the database could."""
+    async with maker.begin() as session:
+        await session.execute(text("SET LOCAL session_replication_role = replica"))
+        await session.execute(text(statement), params)
+
+
+@pytest.fixture
+async def maker(chain_database: tuple[str, Maker]) -> Maker:
+    maker = chain_database[1]
+    await _as_superuser(maker, "TRUNCATE audit_events, audit_chain")
+    return maker
+
+
+async def write(maker: Maker, count: int, *, label: str = "e") -> list[int]:
+    """Each event in a transaction of its own; their ids."""
+    ids = []
+    for number in range(count):
+        async with maker.begin() as session:
+            await audit.record(
+                session, WRITER, "ticket.updated", "ticket", number, after={"note": f"{label}ø"}
+            )
+            ids.append(await _last_id(session))
+    return ids
+
+
+async def _last_id(session: AsyncSession) -> int:
+    newest = await session.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1))
+    assert newest is not None
+    return newest
+
+
+async def verify(maker: Maker) -> AuditVerification:
+    async with maker.begin() as session:
+        return await audit.verify(session, ADMIN, NOW)
+
+
+async def seal_everything(maker: Maker) -> AuditVerification:
+    """Verify until no event is left unsealed: a test run beside this one may hold the oldest
+    running transaction back for a moment (that is the sealer waiting as it should)."""
+    for _ in range(400):
+        result = await verify(maker)
+        if result.unsealed == 0:
+            return result
+        await asyncio.sleep(0.05)
+    pytest.fail("transactions of other sessions kept running for 20 seconds")
+
+
+async def test_a_clean_log_verifies_and_the_chain_follows_the_transactions(maker: Maker) -> None:
+    ids = await write(maker, 3)
+
+    result = await seal_everything(maker)
+
+    assert result.ok
+    assert result.first_broken is None
+    assert result.checked == 3
+    assert result.head is not None
+    assert result.head.position == 3
+    async with maker() as session:
+        links = (await session.scalars(select(AuditChainLink).order_by("position"))).all()
+    assert [link.event_id for link in links] == ids
+    assert {link.sealed_at for link in links} == {NOW}
+    assert len({link.hash for link in links}) == 3
+
+    again = await verify(maker)
+    assert (again.ok, again.checked, again.head) == (True, 3, result.head), "sealing is idempotent"
+
+
+async def test_events_of_running_transactions_wait_and_are_sealed_in_transaction_order(
+    maker: Maker,
+) -> None:
+    await write(maker, 1)
+    async with maker() as early:
+        # This transaction writes first (an older txid) and commits last.
+        await audit.record(early, WRITER, "ticket.viewed", "ticket", 7)
+        early_id = await _last_id(early)
+        [late_id] = await write(maker, 1, label="late")
+
+        result = await verify(maker)
+
+        assert result.ok
+        assert result.unsealed >= 1, "the committed event waits for the older transaction"
+        await early.commit()
+
+    result = await seal_everything(maker)
+    assert (result.ok, result.checked, result.unsealed) == (True, 3, 0)
+    async with maker() as session:
+        order = (await session.scalars(select(AuditChainLink.event_id).order_by("position"))).all()
+    assert order[1:] == [early_id, late_id]
+
+
+async def test_an_edited_event_is_the_first_broken_link(maker: Maker) -> None:
+    ids = await write(maker, 5)
+    await seal_everything(maker)
+
+    await _as_superuser(maker, "UPDATE audit_events SET after = '{}' WHERE id = :id", id=ids[2])
+    result = await verify(maker)
+
+    assert not result.ok
+    assert result.first_broken is not None
+    assert (result.first_broken.position, result.first_broken.event_id) == (3, ids[2])
+    assert result.first_broken.problem == "altered"
+    assert result.checked == 2
+
+
+async def test_a_deleted_event_or_link_is_reported(maker: Maker) -> None:
+    ids = await write(maker, 4)
+    await seal_everything(maker)
+
+    await _as_superuser(maker, "DELETE FROM audit_chain WHERE position = 3")
+    missing = await verify(maker)
+    await _as_superuser(maker, "DELETE FROM audit_events WHERE id = :id", id=ids[1])
+    deleted = await verify(maker)
+
+    assert missing.first_broken is not None
+    assert (missing.first_broken.position, missing.first_broken.problem) == (3, "missing_link")
+    assert deleted.first_broken is not None
+    assert deleted.first_broken.model_dump(include={"position", "event_id", "problem"}) == {
+        "position": 2,
+        "event_id": ids[1],
+        "problem": "deleted",
+    }
+    assert not deleted.ok
+    assert deleted.checked == 1
+
+
+async def test_the_tables_refuse_changes_without_superuser_rights(maker: Maker) -> None:
+    await write(maker, 1)
+    await seal_everything(maker)
+    for statement in (
+        "UPDATE audit_chain SET hash = 'x'",
+        "DELETE FROM audit_chain",
+        "TRUNCATE audit_events",
+        "TRUNCATE audit_chain",
+    ):
+        async with maker() as session:
+            with pytest.raises(DBAPIError, match="is append-only"):
+                await session.execute(text(statement))
+
+
+async def test_concurrent_writers_and_sealers_make_one_valid_chain(maker: Maker) -> None:
+    async def writer(number: int) -> None:
+        async with maker.begin() as session:
+            for step in range(3):
+                await audit.record(session, WRITER, "ticket.updated", "ticket", number * 10 + step)
+                await asyncio.sleep(0)
+
+    async def sealer() -> None:
+        for _ in range(5):
+            await audit.run_audit_seal_pass(maker, NOW, batch=4)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(writer(n) for n in range(12)), sealer(), sealer())
+    result = await seal_everything(maker)
+
+    assert (result.ok, result.checked, result.unsealed) == (True, 36, 0)
+    async with maker() as session:
+        rows = (
+            await session.execute(
+                select(AuditChainLink.position, AuditEvent.txid, AuditEvent.id)
+                .join(AuditEvent, AuditEvent.id == AuditChainLink.event_id)
+                .order_by(AuditChainLink.position)
+            )
+        ).all()
+    assert [row.position for row in rows] == list(range(1, 37))
+    assert [(row.txid, row.id) for row in rows] == sorted((row.txid, row.id) for row in rows)
+
+
+async def test_the_cli_exits_0_on_an_intact_chain_and_1_at_the_first_break(
+    chain_database: tuple[str, Maker], maker: Maker, tmp_path: Path
+) -> None:
+    ids = await write(maker, 2)
+    await seal_everything(maker)
+    env = cli_env(tmp_path, database_url=chain_database[0])
+
+    intact = await asyncio.to_thread(run_cli, "audit", "verify", env=env, cwd=tmp_path)
+    await _as_superuser(maker, "DELETE FROM audit_events WHERE id = :id", id=ids[0])
+    broken = await asyncio.to_thread(run_cli, "audit", "verify", env=env, cwd=tmp_path)
+
+    assert intact.returncode == 0, intact.stderr
+    assert intact.stdout.startswith("Audit trail intact: 2 event(s) checked")
+    assert broken.returncode == 1
+    assert "broken at position 1" in broken.stderr
+    assert f"Audit event {ids[0]}" in broken.stderr
+    assert "compare audit_events with a backup" in broken.stderr
