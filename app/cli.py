@@ -724,8 +724,8 @@ def scheduler_run_once(
     to check rules. Safe beside running workers: each due item is handled once. A moment in
     the future really acts (rules fire, reminders go): use it on a test database.
     """
-    settings = _load_settings(long_running=False)
     moment = _parse_moment(now) if now is not None else None
+    settings = _load_settings(long_running=False)
     url = _resolve_database(settings)
     for result in asyncio.run(_run_scheduler_once(settings, url, moment)):
         typer.echo(f"{result.name}: {result.handled} handled in {result.seconds:.2f} s")
