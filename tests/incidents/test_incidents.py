@@ -3,21 +3,27 @@ periodic updates keep their rhythm with the time injected."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.customers.models import Customer
+from app.incidents.models import TicketUpdateSchedule
 from app.incidents.scheduler import run_proactive_update_pass
 from app.outbound.models import OutboundMail
 from app.outbound.service import OutboundConfig
-from app.tickets.models import Message, MessageDirection
+from app.templates.models import Template
+from app.tickets.models import Message, MessageDirection, Ticket
 from tests.conftest import Caller, MakeAgent
-from tests.helpers import audit_events
+from tests.helpers import add_ticket, audit_events
 
 T0 = datetime(2026, 11, 23, 17, 55, tzinfo=UTC)
 
@@ -264,3 +270,53 @@ async def test_periodic_updates_need_a_template(
         json={"title": "Uden skabelon", "update_interval_minutes": 30},
     )
     assert response.status_code == 422, response.text
+
+
+@pytest.fixture
+async def committed_schedules(
+    engine: AsyncEngine,
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], list[int]]]:
+    """Committed tickets with hourly updates due at T0 (removed afterwards), on real
+    connections."""
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    async with maker.begin() as session:
+        customer = Customer(name="Kund")
+        template = Template(name=f"Lägesrapport {uuid.uuid4().hex[:8]}", body="Vi jobbar på det.")
+        session.add_all([customer, template])
+        await session.flush()
+        ticket_ids = [await add_ticket(session, customer_id=customer.id) for _ in range(20)]
+        session.add_all(
+            TicketUpdateSchedule(
+                ticket_id=ticket_id, template_id=template.id, every_minutes=60, next_update_at=T0
+            )
+            for ticket_id in ticket_ids
+        )
+        customer_id, template_id = customer.id, template.id
+    yield maker, ticket_ids
+    async with maker.begin() as session:
+        await session.execute(delete(Ticket).where(Ticket.id.in_(ticket_ids)))
+        await session.execute(delete(Customer).where(Customer.id == customer_id))
+        await session.execute(delete(Template).where(Template.id == template_id))
+
+
+async def test_two_passes_at_once_handle_each_due_update_once(
+    committed_schedules: tuple[async_sessionmaker[AsyncSession], list[int]], settings: Settings
+) -> None:
+    maker, ticket_ids = committed_schedules
+    config = OutboundConfig.from_settings(settings)
+    now = T0 + timedelta(minutes=1)
+    handled = await asyncio.gather(
+        run_proactive_update_pass(maker, now, batch=6, config=config),
+        run_proactive_update_pass(maker, now, batch=6, config=config),
+    )
+
+    assert sum(handled) == 20
+    async with maker() as session:
+        planned = set(
+            await session.scalars(
+                select(TicketUpdateSchedule.next_update_at).where(
+                    TicketUpdateSchedule.ticket_id.in_(ticket_ids)
+                )
+            )
+        )
+    assert planned == {T0 + timedelta(hours=1)}, "each schedule moved on exactly once"
