@@ -28,6 +28,7 @@ from app.queues.router import router as queues
 from app.routing.router import router as rules
 from app.routing.router import ticket_routing_router
 from app.sla.router import router as sla_policies
+from app.sla.router import ticket_sla_router
 from app.tags.router import router as tags
 from app.teams.router import router as teams
 from app.templates.router import router as templates
@@ -56,6 +57,7 @@ for domain_router in (
     sla_policies,
     rules,
     ticket_routing_router,
+    ticket_sla_router,
     tags,
     templates,
     mailboxes,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.jobs.models import BulkJobKind, BulkJobState
 from app.outbound.models import MailPurpose
+from app.sla.models import SlaMetric
 from app.tickets.models import Channel, MessageDirection, TicketPriority, TicketStatus
 
 # Fields that change with every write: never a change worth an event on their own.
@@ -128,6 +129,30 @@ class TicketFollowUpDue(_TicketEvent):
     reopened: bool = Field(
         description="The ticket was pending and is open again; false when it was already "
         "open (the customer wrote in the meantime) or solved."
+    )
+
+
+class TicketSlaBreached(_TicketEvent):
+    """A running SLA target of the ticket passed its due time unmet."""
+
+    type_name = "ticket.sla_breached"
+
+    metric: SlaMetric
+    due_at: datetime
+    breached_at: datetime
+    policy_id: int | None
+
+
+class TicketEscalated(_TicketEvent):
+    """An escalation step of the ticket's SLA policy fired for one of its targets."""
+
+    type_name = "ticket.escalated"
+
+    metric: SlaMetric
+    step: int = Field(description="The step's place in the policy's list, from 0.")
+    at_percent: int = Field(description="The share of the target's time the step fires at.")
+    actions: list[dict[str, Any]] = Field(
+        description="Each action of the step and what it did (as in a routing trace)."
     )
 
 
@@ -257,6 +282,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         TicketUpdated,
         TicketAssigned,
         TicketStatusChanged,
+        TicketSlaBreached,
+        TicketEscalated,
         TicketFollowUpDue,
         MessageCreated,
         CustomerCreated,

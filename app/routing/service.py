@@ -151,16 +151,25 @@ async def get_rules(session: AsyncSession, actor: Principal) -> RuleSetRead:
 
 
 async def _check_references(session: AsyncSession, definition: RuleSetDefinition) -> None:
-    """Every queue, agent, team, template and SLA policy a rule names must exist."""
     for r, rule in enumerate(definition.rules):
-        for a, action in enumerate(rule.actions):
-            for field, exists in _REFERENCES:
-                value = getattr(action, field, None)
-                if value is not None and not await exists(session, value):
-                    raise Invalid(
-                        f"Rule {rule.id!r}: {field.removesuffix('_id')} {value} does not exist.",
-                        field=f"body.rules.{r}.actions.{a}.{field}",
-                    )
+        await check_action_references(
+            session, rule.actions, owner=f"Rule {rule.id!r}", loc=f"body.rules.{r}.actions"
+        )
+
+
+async def check_action_references(
+    session: AsyncSession, actions: Sequence[Action], *, owner: str, loc: str
+) -> None:
+    """Every queue, agent, team, template and SLA policy the actions name must exist (rules,
+    SLA escalation steps); ``loc`` locates the actions in the request."""
+    for a, action in enumerate(actions):
+        for field, exists in _REFERENCES:
+            value = getattr(action, field, None)
+            if value is not None and not await exists(session, value):
+                raise Invalid(
+                    f"{owner}: {field.removesuffix('_id')} {value} does not exist.",
+                    field=f"{loc}.{a}.{field}",
+                )
 
 
 async def _queue_exists(session: AsyncSession, queue_id: int) -> bool:
@@ -758,6 +767,26 @@ async def fire_scheduled(
     for owner, action in chosen:
         plan.note(owner, action, await _apply_action(session, plan, action, context))
     await _keep(session, context, plan, facts, version)
+    return plan.applied
+
+
+async def apply_actions(
+    session: AsyncSession,
+    ticket: Ticket,
+    actions: Sequence[Action],
+    *,
+    owner: str,
+    actor: Principal,
+    config: OutboundConfig,
+) -> list[dict[str, Any]]:
+    """Apply actions that no rule decided (an SLA escalation step, named by ``owner``) as a
+    rule's are applied, set as one routing of the ticket; returns what each action did."""
+    plan = _Plan(ticket=ticket, changes={}, applied=[])
+    context = RoutingContext(actor, config)
+    for action in actions:
+        plan.note(owner, action, await _apply_action(session, plan, action, context))
+    if plan.changes:
+        await tickets.apply_routing(session, actor, ticket, plan.changes)
     return plan.applied
 
 

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections.abc import Collection
+from datetime import datetime
 
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.calendars.models import Calendar
 from app.core.pagination import SortKey, paginate
-from app.sla.models import SlaPolicy
-from app.tickets.models import Ticket
+from app.queues.models import Queue
+from app.sla.models import SlaPolicy, SlaTarget, TicketEscalation
+from app.tickets.models import NO_DUE_AT, Ticket
 
 
 async def get(session: AsyncSession, policy_id: int) -> SlaPolicy | None:
@@ -26,3 +32,93 @@ async def ticket_ids_held_to(session: AsyncSession, policy_id: int) -> list[int]
     """The tickets held to the policy, by id."""
     statement = select(Ticket.id).where(Ticket.sla_policy_id == policy_id).order_by(Ticket.id)
     return list(await session.scalars(statement))
+
+
+async def queue_policy_id(session: AsyncSession, queue_id: int) -> int | None:
+    return await session.scalar(select(Queue.sla_policy_id).where(Queue.id == queue_id))
+
+
+async def active_targets(session: AsyncSession, ticket_id: int) -> list[SlaTarget]:
+    """The ticket's targets neither met nor cancelled (running or paused)."""
+    statement = (
+        select(SlaTarget)
+        .where(
+            SlaTarget.ticket_id == ticket_id,
+            SlaTarget.met_at.is_(None),
+            SlaTarget.cancelled_at.is_(None),
+        )
+        .order_by(SlaTarget.id)
+    )
+    return list(await session.scalars(statement))
+
+
+async def active_targets_of(session: AsyncSession, ticket_ids: Collection[int]) -> list[SlaTarget]:
+    statement = (
+        select(SlaTarget)
+        .where(
+            SlaTarget.ticket_id.in_(ticket_ids),
+            SlaTarget.met_at.is_(None),
+            SlaTarget.cancelled_at.is_(None),
+        )
+        .order_by(SlaTarget.ticket_id, SlaTarget.id)
+    )
+    return list(await session.scalars(statement))
+
+
+async def history(
+    session: AsyncSession, ticket_id: int
+) -> tuple[list[SlaTarget], list[TicketEscalation]]:
+    targets = await session.scalars(
+        select(SlaTarget).where(SlaTarget.ticket_id == ticket_id).order_by(SlaTarget.id)
+    )
+    steps = await session.scalars(
+        select(TicketEscalation)
+        .where(TicketEscalation.ticket_id == ticket_id)
+        .order_by(TicketEscalation.target_id, TicketEscalation.step)
+    )
+    return list(targets), list(steps)
+
+
+async def set_ticket_state(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    due_at: datetime | None,
+    at_risk_at: datetime | None,
+    breached: bool,
+) -> None:
+    """Keep the ticket's copy of its SLA state. Derived data, so it is written without the
+    ORM's version bump: the ticket's ETag stays as its own fields left it."""
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id)
+        .values(sla_due_at=due_at, sla_at_risk_at=at_risk_at, sla_breached=breached)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(ticket, "sla_due_at", due_at)
+    set_committed_value(ticket, "sla_at_risk_at", at_risk_at)
+    set_committed_value(ticket, "sla_breached", breached)
+    set_committed_value(ticket, "sla_due_order", due_at or NO_DUE_AT)
+
+
+async def claim_due(session: AsyncSession, now: datetime, batch: int) -> list[SlaTarget]:
+    """Targets the pass must look at, locked with their tickets; rows another pass (or a
+    change of the ticket) holds are skipped, so each is handled by one pass at a time."""
+    statement = (
+        select(SlaTarget)
+        .join(Ticket, Ticket.id == SlaTarget.ticket_id)
+        .where(SlaTarget.next_check_at <= now)
+        .order_by(SlaTarget.next_check_at, SlaTarget.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    return list(await session.scalars(statement))
+
+
+async def add_escalation(session: AsyncSession, escalation: TicketEscalation) -> None:
+    session.add(escalation)
+    await session.flush()
+
+
+async def calendar_exists(session: AsyncSession, calendar_id: int) -> bool:
+    return await session.get(Calendar, calendar_id) is not None

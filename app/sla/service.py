@@ -1,105 +1,292 @@
+"""SLA policies and the targets they set on tickets.
+
+A ticket is held to its own policy (a routing rule's ``set_sla_policy``) or else its queue's.
+Each target cycle is a row of ``ticket_sla_targets``; the ticket service calls ``refresh``
+after every change of a ticket and ``on_message`` for every message, whichever path made it
+(API, mail, routing, the scheduler), so the rows always follow the ticket:
+
+- first_response starts at creation and is met by the first public reply of an agent;
+- next_response starts at a customer message when no response target runs, and is met by
+  the next public reply;
+- periodic_update starts at each public reply while the ticket is not solved, and is met by
+  the next public reply; a customer message cancels it (next_response takes over);
+- resolution starts at creation, is met when the ticket is solved or closed, and a reopened
+  ticket starts a new cycle;
+- pending pauses the running targets (on hold does not: the customer still waits on us);
+  on resuming, the time left is counted again from then, in the policy's business hours;
+- a change of priority or policy recounts each running target from its start with the new
+  target, pauses left out; a target the new policy does not set is cancelled;
+- solved or closed cancels the targets other than resolution.
+
+This module is imported by the ticket service, so it imports no service that imports that
+one; managing policies (which checks escalation actions with the routing service) is
+``policies.py``, the breach and escalation pass ``scheduler.py``.
+"""
+
 from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agents.models import AgentRole
-from app.audit import service as audit
-from app.auth.schemas import Principal
-from app.core.errors import NotFound, check_version
-from app.core.pagination import SortKey, next_cursor
-from app.core.uniqueness import check_free
+from app.calendars.business_time import BusinessCalendar
 from app.sla import repository
-from app.sla.models import SlaPolicy
-from app.sla.schemas import SlaPolicyCreate, SlaPolicyRead, SlaPolicyUpdate
+from app.sla.models import SlaMetric, SlaPolicy, SlaTarget
+from app.sla.schemas import EscalationStep, SlaTargetLive, policy_steps, policy_targets
+from app.tickets.models import (
+    CONVERSATION_KINDS,
+    MailKind,
+    Message,
+    MessageDirection,
+    Ticket,
+    TicketStatus,
+)
 
-ENTITY = "sla_policy"
-_BY_NAME = SortKey(SlaPolicy.name, SlaPolicy.id, descending=False)
-
-
-def _snapshot(policy: SlaPolicy) -> audit.Snapshot:
-    return audit.snapshot(SlaPolicyRead.model_validate(policy))
+_DONE = frozenset({TicketStatus.solved, TicketStatus.closed})
+_PAUSED = frozenset({TicketStatus.pending})
+_RESPONSES = frozenset(
+    {SlaMetric.first_response, SlaMetric.next_response, SlaMetric.periodic_update}
+)
 
 
 async def find_policy(session: AsyncSession, policy_id: int) -> SlaPolicy | None:
     """The policy, without a permission check: for other domains validating a reference
-    (a routing rule's ``set_sla_policy`` action)."""
+    (a routing rule's ``set_sla_policy`` action, a queue's default)."""
     return await repository.get(session, policy_id)
 
 
-async def get_policy(session: AsyncSession, actor: Principal, policy_id: int) -> SlaPolicy:
-    actor.require(AgentRole.agent)
-    policy = await repository.get(session, policy_id)
-    if policy is None:
-        raise NotFound(f"SLA policy {policy_id} does not exist.")
-    return policy
+async def effective_policy(session: AsyncSession, ticket: Ticket) -> SlaPolicy | None:
+    """The ticket's own policy, else its queue's."""
+    policy_id = ticket.sla_policy_id
+    if policy_id is None and ticket.queue_id is not None:
+        policy_id = await repository.queue_policy_id(session, ticket.queue_id)
+    return await repository.get(session, policy_id) if policy_id is not None else None
 
 
-async def list_policies(
-    session: AsyncSession, actor: Principal, *, cursor: str | None, limit: int
-) -> tuple[list[SlaPolicy], str | None]:
-    actor.require(AgentRole.agent)
-    rows = await repository.list_policies(session, key=_BY_NAME, cursor=cursor, limit=limit)
-    return next_cursor(rows, _BY_NAME, limit)
+async def calendar_of(session: AsyncSession, policy: SlaPolicy) -> BusinessCalendar:
+    """The business hours the policy's targets count in."""
+    calendar_id = policy.calendar_id
+    if calendar_id is None:
+        return BusinessCalendar.always_open()
+    from app.calendars import service as calendars
+
+    return await calendars.load_calendar(session, calendar_id)
 
 
-async def _check_name_free(session: AsyncSession, name: str, policy_id: int | None) -> None:
-    owner_id = await repository.id_by_name(session, name)
-    check_free(f"The name {name!r}", owner_id=owner_id, entity=ENTITY, entity_id=policy_id)
+def _seconds(policy: SlaPolicy, ticket: Ticket, metric: SlaMetric) -> int | None:
+    targets = policy_targets(policy.targets).get(ticket.priority)
+    minutes = targets.minutes(metric) if targets is not None else None
+    return minutes * 60 if minutes is not None else None
 
 
-async def create_policy(
-    session: AsyncSession, actor: Principal, data: SlaPolicyCreate
-) -> SlaPolicy:
-    actor.require(AgentRole.admin)
-    await _check_name_free(session, data.name, None)
-    policy = SlaPolicy(name=data.name, description=data.description)
-    session.add(policy)
-    await session.flush()
-    await audit.record(
-        session, actor, "sla_policy.created", ENTITY, policy.id, after=_snapshot(policy)
+def moment(calendar: BusinessCalendar, target: SlaTarget, percent: float) -> datetime:
+    """When the target has used ``percent`` of its time, counting from its running stretch."""
+    used = target.target_seconds * percent / 100 - target.elapsed_seconds
+    return calendar.add(target.resumed_at, timedelta(seconds=max(used, 0)))
+
+
+def _steps_for(steps: Sequence[EscalationStep], metric: SlaMetric) -> list[int]:
+    return [i for i, step in enumerate(steps) if step.metrics is None or metric in step.metrics]
+
+
+def next_step(steps: Sequence[EscalationStep], target: SlaTarget) -> int | None:
+    """The index of the next escalation step this target has not reached, if any."""
+    return next((i for i in _steps_for(steps, target.metric) if i >= target.escalation_level), None)
+
+
+def schedule(calendar: BusinessCalendar, policy: SlaPolicy, target: SlaTarget) -> None:
+    """Due time, at-risk time and the pass's next look, from the target's running stretch."""
+    if target.paused_at is not None:
+        target.due_at = target.at_risk_at = target.next_check_at = None
+        return
+    target.due_at = moment(calendar, target, 100)
+    target.at_risk_at = moment(calendar, target, policy.at_risk_percent)
+    checks = [] if target.breached_at is not None else [target.due_at]
+    steps = policy_steps(policy.escalations)
+    step = next_step(steps, target)
+    if step is not None:
+        checks.append(moment(calendar, target, steps[step].at_percent))
+    target.next_check_at = min(checks, default=None)
+
+
+def _start(
+    ticket: Ticket, policy: SlaPolicy, metric: SlaMetric, seconds: int, now: datetime
+) -> SlaTarget:
+    return SlaTarget(
+        ticket_id=ticket.id,
+        policy_id=policy.id,
+        metric=metric,
+        target_seconds=seconds,
+        calendar_id=policy.calendar_id,
+        started_at=now,
+        resumed_at=now,
+        elapsed_seconds=0,
+        escalation_level=0,
     )
-    return policy
 
 
-async def update_policy(
+def _end(target: SlaTarget, now: datetime, *, met: bool) -> None:
+    if met:
+        target.met_at = now
+    else:
+        target.cancelled_at = now
+    target.next_check_at = None
+
+
+async def refresh(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+    """Bring the ticket's targets in line with its status, priority and policy."""
+    active = await repository.active_targets(session, ticket.id)
+    policy = await effective_policy(session, ticket)
+    if policy is None and not active:
+        return
+    await _settle(session, ticket, policy, active, now, status=ticket.status, start_missing=True)
+
+
+async def _settle(
     session: AsyncSession,
-    actor: Principal,
-    policy_id: int,
-    changes: SlaPolicyUpdate,
-    expected_version: int | None,
-) -> SlaPolicy:
-    actor.require(AgentRole.admin)
-    policy = await get_policy(session, actor, policy_id)
-    check_version(policy.version, expected_version)
-    values = changes.model_dump(exclude_unset=True)
-    if "name" in values:
-        await _check_name_free(session, values["name"], policy.id)
-    before = _snapshot(policy)
-    for field, value in values.items():
-        setattr(policy, field, value)
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "sla_policy.updated",
-        ENTITY,
-        policy.id,
-        before=before,
-        after=_snapshot(policy),
-    )
-    return policy
-
-
-async def delete_policy(
-    session: AsyncSession, actor: Principal, policy_id: int, expected_version: int | None
+    ticket: Ticket,
+    policy: SlaPolicy | None,
+    active: list[SlaTarget],
+    now: datetime,
+    *,
+    status: TicketStatus,
+    start_missing: bool,
 ) -> None:
-    """Delete the policy; the tickets held to it keep existing without one (the foreign key
-    sets their ``sla_policy_id`` to null). The event lists those tickets."""
-    actor.require(AgentRole.admin)
-    policy = await get_policy(session, actor, policy_id)
-    check_version(policy.version, expected_version)
-    ticket_ids = await repository.ticket_ids_held_to(session, policy.id)
-    before = {**_snapshot(policy), "ticket_ids": ticket_ids}
-    await session.delete(policy)
+    """End, recount, pause or resume the active targets; with ``start_missing``, start the
+    first response and resolution targets the ticket lacks (not for a message: the ticket's
+    own fields, such as ``first_response_at``, are set after it)."""
+    done = status in _DONE
+    running: list[SlaTarget] = []
+    for target in active:
+        seconds = _seconds(policy, ticket, target.metric) if policy is not None else None
+        if done:
+            _end(target, now, met=target.metric is SlaMetric.resolution)
+        elif policy is None or seconds is None:
+            _end(target, now, met=False)
+        else:
+            target.policy_id, target.target_seconds = policy.id, seconds
+            target.calendar_id = policy.calendar_id
+            running.append(target)
+    if policy is not None and not done and start_missing:
+        metrics = {target.metric for target in running}
+        wanted = [SlaMetric.resolution]
+        if ticket.first_response_at is None:
+            wanted.append(SlaMetric.first_response)
+        for metric in wanted:
+            seconds = _seconds(policy, ticket, metric)
+            if metric not in metrics and seconds is not None:
+                running.append(_start(ticket, policy, metric, seconds, now))
+    if policy is not None and not done:
+        calendar = await calendar_of(session, policy)
+        for target in running:
+            _pause_or_resume(calendar, target, paused=status in _PAUSED, now=now)
+            schedule(calendar, policy, target)
+            session.add(target)
     await session.flush()
-    await audit.record(session, actor, "sla_policy.deleted", ENTITY, policy_id, before=before)
+    await _keep_ticket_state(session, ticket, running, now)
+
+
+def _pause_or_resume(
+    calendar: BusinessCalendar, target: SlaTarget, *, paused: bool, now: datetime
+) -> None:
+    if paused and target.paused_at is None:
+        used = calendar.elapsed(target.resumed_at, now)
+        target.elapsed_seconds += int(used.total_seconds())
+        target.paused_at = now
+    elif not paused and target.paused_at is not None:
+        target.paused_at = None
+        target.resumed_at = now
+
+
+async def _keep_ticket_state(
+    session: AsyncSession, ticket: Ticket, running: list[SlaTarget], now: datetime
+) -> None:
+    timed = [t for t in running if t.due_at is not None]
+    first = min(timed, key=lambda t: t.due_at or now, default=None)
+    await repository.set_ticket_state(
+        session,
+        ticket,
+        due_at=first.due_at if first is not None else None,
+        at_risk_at=first.at_risk_at if first is not None else None,
+        breached=any(t.breached_at is not None for t in running),
+    )
+
+
+async def on_message(
+    session: AsyncSession, ticket: Ticket, message: Message, now: datetime
+) -> None:
+    """A message was added: a public reply of an agent meets the response targets and starts
+    a periodic update; a customer's message starts a next response."""
+    policy = await effective_policy(session, ticket)
+    if policy is None:
+        return
+    active = await repository.active_targets(session, ticket.id)
+    inbound = message.direction is MessageDirection.inbound
+    status = ticket.status
+    if inbound and message.is_public and message.kind in CONVERSATION_KINDS:
+        # The ticket service opens the ticket again right after: the ball is in our court.
+        if status in _DONE | _PAUSED:
+            status = TicketStatus.open
+        for target in active:
+            if target.metric is SlaMetric.periodic_update:
+                _end(target, now, met=False)
+        active = [t for t in active if t.cancelled_at is None]
+        running = {t.metric for t in active}
+        seconds = _seconds(policy, ticket, SlaMetric.next_response)
+        if seconds is not None and not running & {
+            SlaMetric.first_response,
+            SlaMetric.next_response,
+        }:
+            active.append(_start(ticket, policy, SlaMetric.next_response, seconds, now))
+    elif not inbound and message.is_public and message.kind is MailKind.normal:
+        for target in active:
+            if target.metric in _RESPONSES:
+                _end(target, now, met=True)
+        active = [t for t in active if t.met_at is None]
+        seconds = _seconds(policy, ticket, SlaMetric.periodic_update)
+        if seconds is not None and ticket.status not in _DONE:
+            active.append(_start(ticket, policy, SlaMetric.periodic_update, seconds, now))
+    else:
+        return
+    for target in active:
+        session.add(target)
+    await _settle(session, ticket, policy, active, now, status=status, start_missing=False)
+
+
+def _live(target: SlaTarget, at_risk_percent: int, now: datetime) -> SlaTargetLive:
+    if target.due_at is None:
+        remaining = target.target_seconds - target.elapsed_seconds
+    else:
+        remaining = int((target.due_at - now).total_seconds())
+    overdue = target.due_at is not None and target.due_at <= now
+    at_risk = target.at_risk_at is not None and target.at_risk_at <= now
+    if target.due_at is None:
+        at_risk = target.elapsed_seconds >= target.target_seconds * at_risk_percent / 100
+    return SlaTargetLive(
+        metric=target.metric,
+        started_at=target.started_at,
+        due_at=target.due_at,
+        remaining_seconds=remaining,
+        paused=target.paused_at is not None,
+        at_risk=at_risk and not overdue and target.breached_at is None,
+        breached=overdue or target.breached_at is not None,
+        breached_at=target.breached_at or (target.due_at if overdue else None),
+    )
+
+
+async def live_targets(
+    session: AsyncSession, tickets: Sequence[Ticket], now: datetime
+) -> dict[int, list[SlaTargetLive]]:
+    """The running targets of each ticket as they stand at ``now``, by ticket id."""
+    found: dict[int, list[SlaTargetLive]] = {t.id: [] for t in tickets}
+    if not tickets:
+        return found
+    percents: dict[int, int] = {}
+    for target in await repository.active_targets_of(session, found.keys()):
+        if target.policy_id is not None and target.policy_id not in percents:
+            policy = await repository.get(session, target.policy_id)
+            percents[target.policy_id] = policy.at_risk_percent if policy else 100
+        percent = percents.get(target.policy_id, 100) if target.policy_id else 100
+        found[target.ticket_id].append(_live(target, percent, now))
+    return found

@@ -4,7 +4,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, case, func, select, update
+from sqlalchemy import Row, Select, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
@@ -20,7 +20,7 @@ from app.tickets.models import (
     TicketLink,
     TicketStatus,
 )
-from app.tickets.schemas import TicketFilters
+from app.tickets.schemas import SlaState, TicketFilters
 
 
 async def get(session: AsyncSession, ticket_id: int, *, for_update: bool = False) -> Ticket | None:
@@ -64,7 +64,9 @@ async def release(
     return list(changed)
 
 
-def _filtered(filters: TicketFilters, visible_queue_ids: frozenset[int] | None) -> Select[Ticket]:
+def _filtered(
+    filters: TicketFilters, visible_queue_ids: frozenset[int] | None, now: datetime
+) -> Select[Ticket]:
     statement = select(Ticket)
     if visible_queue_ids is not None:
         statement = statement.where(Ticket.queue_id.in_(visible_queue_ids))
@@ -92,6 +94,15 @@ def _filtered(filters: TicketFilters, visible_queue_ids: frozenset[int] | None) 
         statement = statement.where(Ticket.updated_at >= filters.updated_since)
     if filters.updated_before is not None:
         statement = statement.where(Ticket.updated_at < filters.updated_before)
+    if filters.sla is SlaState.breached:
+        # The breach pass may not have looked yet: overdue counts as breached.
+        statement = statement.where(or_(Ticket.sla_breached, Ticket.sla_due_at <= now))
+    elif filters.sla is SlaState.at_risk:
+        statement = statement.where(
+            Ticket.sla_breached.is_(False),
+            Ticket.sla_due_at > now,
+            Ticket.sla_at_risk_at <= now,
+        )
     return statement
 
 
@@ -102,8 +113,10 @@ async def list_tickets(
     key: SortKey,
     cursor: str | None,
     limit: int,
+    *,
+    now: datetime,
 ) -> list[Ticket]:
-    statement = paginate(_filtered(filters, visible_queue_ids), key, cursor, limit)
+    statement = paginate(_filtered(filters, visible_queue_ids, now), key, cursor, limit)
     return list(await session.scalars(statement))
 
 

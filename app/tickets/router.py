@@ -109,7 +109,11 @@ async def list_tickets(
     `include`, the related records of the whole page come along in `included`."""
     kinds = service.includes(principal, include, _LIST_INCLUDES)
     rows, next_cursor = await service.list_tickets(session, principal, filters, sort, cursor, limit)
-    page = TicketPage(items=[TicketRead.model_validate(t) for t in rows], next_cursor=next_cursor)
+    live = await service.sla_targets(session, rows)
+    page = TicketPage(
+        items=[TicketRead.model_validate(t).model_copy(update={"sla": live[t.id]}) for t in rows],
+        next_cursor=next_cursor,
+    )
     if kinds:
         found = await service.related(session, principal, rows, kinds)
         page.included = await _included(session, principal, found)
@@ -159,6 +163,7 @@ async def get_ticket(
     ticket = await service.get_ticket(session, principal, ticket_id)
     await audit.record_read(session, principal, "ticket", ticket.id)
     read = read_with_etag(response, TicketReadIncluded, ticket)
+    read.sla = (await service.sla_targets(session, [ticket]))[ticket.id]
     if kinds:
         found = await service.related(session, principal, [ticket], kinds)
         read.included = await _included(session, principal, found)

@@ -25,6 +25,7 @@ from app.followups.schemas import FollowUpRead
 from app.outbound.models import DeliveryStatus, MailPurpose
 from app.privacy.detectors import mask_text
 from app.privacy.schemas import FindingRead
+from app.sla.schemas import SlaTargetLive
 from app.tickets.models import (
     Channel,
     LinkKind,
@@ -172,6 +173,15 @@ class TicketSort(StrEnum):
     number_desc = "-number"
     priority = "priority"
     priority_desc = "-priority"
+    due_at = "due_at"
+    """The earliest SLA due time first; tickets without one last."""
+
+
+class SlaState(StrEnum):
+    breached = "breached"
+    """A running target is past its due time."""
+    at_risk = "at_risk"
+    """Not breached, but the earliest target has used its policy's at-risk share."""
 
 
 class TicketFilters(BaseModel):
@@ -190,6 +200,7 @@ class TicketFilters(BaseModel):
         default=None, description="For integrations: changed at or after this time."
     )
     updated_before: datetime | None = None
+    sla: SlaState | None = Field(default=None, description="breached or at_risk tickets.")
 
 
 class TicketRead(BaseModel):
@@ -221,6 +232,11 @@ class TicketRead(BaseModel):
         description="Set when this ticket was merged into another; its messages moved there."
     )
     version: int
+    sla: list[SlaTargetLive] = Field(
+        default_factory=list,
+        description="The SLA targets running now (on a single ticket and in lists); the "
+        "history is at `/tickets/{id}/sla`.",
+    )
 
 
 class DeliveryRead(BaseModel):

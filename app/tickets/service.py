@@ -33,6 +33,8 @@ from app.privacy import service as privacy
 from app.privacy.detectors import mask_text
 from app.queues import service as queues
 from app.queues.models import CustomerFields
+from app.sla import service as sla
+from app.sla.schemas import SlaTargetLive
 from app.teams import service as teams
 from app.tickets import repository
 from app.tickets.models import (
@@ -70,6 +72,7 @@ _SORT_COLUMNS = {
     "updated_at": Ticket.updated_at,
     "number": Ticket.number,
     "priority": Ticket.priority,
+    "due_at": Ticket.sla_due_order,
 }
 _OPEN_AGAIN = {TicketStatus.pending, TicketStatus.solved, TicketStatus.closed}
 
@@ -106,7 +109,9 @@ async def list_tickets(
 ) -> tuple[list[Ticket], str | None]:
     visible = actor.granted_queue_ids if actor.is_external else None
     key = sort_key(sort)
-    rows = await repository.list_tickets(session, filters, visible, key, cursor, limit)
+    rows = await repository.list_tickets(
+        session, filters, visible, key, cursor, limit, now=utcnow()
+    )
     return next_cursor(rows, key, limit)
 
 
@@ -124,6 +129,13 @@ def includes(
             field="query.include",
         )
     return frozenset(TicketInclude(name) for name in names)
+
+
+async def sla_targets(
+    session: AsyncSession, tickets: Sequence[Ticket]
+) -> dict[int, list[SlaTargetLive]]:
+    """The running SLA targets of each ticket as they stand now, by ticket id."""
+    return await sla.live_targets(session, tickets, utcnow())
 
 
 @dataclass(frozen=True)
@@ -320,6 +332,7 @@ async def _save_ticket(session: AsyncSession, actor: Principal, ticket: Ticket) 
     session.add(ticket)
     await session.flush()
     await audit.record(session, actor, "ticket.created", ENTITY, ticket.id, after=_snapshot(ticket))
+    await sla.refresh(session, ticket, utcnow())
     await events.emit(
         session,
         TicketCreated(
@@ -345,7 +358,8 @@ async def _record_change(
     before: audit.Snapshot,
 ) -> None:
     """Audit a change of the ticket and raise its events, both from one comparison of the
-    snapshots before and after."""
+    snapshots before and after; its SLA targets follow the change."""
+    await sla.refresh(session, ticket, utcnow())
     old, new = audit.changed_fields(before, _snapshot(ticket))
     await audit.record(session, actor, action, ENTITY, ticket.id, before=old, after=new)
     changes = field_changes(old, new)
@@ -384,6 +398,7 @@ async def _save_message(
     session.add(message)
     await session.flush()
     await privacy.scan_message(session, message)
+    await sla.on_message(session, ticket, message, utcnow())
     await events.emit(
         session,
         MessageCreated(

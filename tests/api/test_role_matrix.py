@@ -141,6 +141,17 @@ CASES = [
     Case("GET", "/audit-events/verify", "admin"),
     Case("GET", "/events", "admin"),
     Case("GET", "/events/types", "external"),
+    Case("GET", "/privacy/patterns", "admin"),
+    Case(
+        "POST",
+        "/privacy/patterns",
+        "admin",
+        {"name": "konto", "label": "Kontonummer", "regex": "\\d{4}-\\d{10}"},
+    ),
+    Case("GET", "/privacy/patterns/{pattern}", "admin"),
+    Case("PATCH", "/privacy/patterns/{pattern}", "admin", {"enabled": False}),
+    Case("DELETE", "/privacy/patterns/{pattern}", "admin"),
+    Case("POST", "/messages/{message}/reveal", "supervisor", {"reason": "Kunden spurgte"}),
     Case("GET", "/tickets/{ticket}/links", "external"),
     Case("GET", "/tickets/{ticket}/follow-up", "external"),
     Case("PUT", "/tickets/{ticket}/follow-up", "agent", {"in": "PT2H", "note": "Ring tilbage"}),
@@ -316,6 +327,7 @@ async def _build_world(
         "spare_customer": spare["id"],
         "ticket": ticket["id"],
         "attachment": messages.json()["items"][0]["attachments"][0]["id"],
+        "message": messages.json()["items"][0]["id"],
         "tag": "nordlys",
         "template": template["id"],
         "incident": incident["id"],
@@ -356,6 +368,14 @@ async def test_role_matrix(
         )
         assert job.status_code == 202, job.text
         world["job"] = job.json()["id"]
+    if "{pattern}" in case.path:
+        pattern = await client.post(
+            "/api/v1/privacy/patterns",
+            headers=admin.headers,
+            json={"name": "kundenummer", "label": "Kundenummer", "regex": "K-\\d{4}"},
+        )
+        assert pattern.status_code == 201, pattern.text
+        world["pattern"] = pattern.json()["id"]
 
     path = "/api/v1" + case.path.format(**world)
     response = await client.request(

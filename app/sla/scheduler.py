@@ -1,0 +1,150 @@
+"""The breach and escalation pass: run by the workers, several processes at once.
+
+Each batch claims the targets whose ``next_check_at`` has come, with their tickets, by
+``FOR UPDATE SKIP LOCKED`` in its own transaction, so a target is in one pass's hands at a
+time and a ticket being changed is left for the next pass. For each target the pass marks the
+breach (``breached_at`` = the due time) and fires the policy's escalation steps whose moment
+has come, each step once per target (``ticket_escalations`` is unique on target and step),
+then sets when to look next.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.audit import service as audit
+from app.auth.schemas import system_principal
+from app.events import service as events
+from app.events.schemas import TicketEscalated, TicketSlaBreached
+from app.outbound.service import OutboundConfig
+from app.routing import service as routing
+from app.sla import repository
+from app.sla import service as sla
+from app.sla.models import SlaPolicy, SlaTarget, TicketEscalation
+from app.sla.schemas import policy_steps
+from app.tickets import service as tickets
+from app.tickets.models import Ticket
+
+ACTOR = system_principal("sla")
+
+
+async def run_sla_pass(
+    maker: async_sessionmaker[AsyncSession],
+    now: datetime,
+    *,
+    config: OutboundConfig,
+    batch: int = 500,
+) -> int:
+    """Handle every target due at ``now``; returns how many targets were looked at."""
+    handled = 0
+    seen: set[int] = set()
+    while True:
+        async with maker.begin() as session:
+            claimed = [
+                t for t in await repository.claim_due(session, now, batch) if t.id not in seen
+            ]
+            for target in claimed:
+                seen.add(target.id)
+                await _handle(session, target, now, config)
+        handled += len(claimed)
+        if len(claimed) < batch:
+            return handled
+
+
+async def _handle(
+    session: AsyncSession, target: SlaTarget, now: datetime, config: OutboundConfig
+) -> None:
+    ticket = await tickets.get_ticket(session, ACTOR, target.ticket_id)
+    policy = await repository.get(session, target.policy_id) if target.policy_id else None
+    if policy is None:
+        target.next_check_at = None
+        return
+    calendar = await sla.calendar_of(session, policy)
+    if target.breached_at is None and target.due_at is not None and target.due_at <= now:
+        await _breach(session, ticket, policy, target)
+    steps = policy_steps(policy.escalations)
+    while (step := sla.next_step(steps, target)) is not None:
+        if sla.moment(calendar, target, steps[step].at_percent) > now:
+            break
+        target.escalation_level = step + 1
+        await _escalate(session, ticket, target, step, steps[step].at_percent, policy, now, config)
+    await sla.refresh(session, ticket, now)
+
+
+async def _breach(
+    session: AsyncSession, ticket: Ticket, policy: SlaPolicy, target: SlaTarget
+) -> None:
+    assert target.due_at is not None  # only a running target is overdue
+    target.breached_at = target.due_at
+    after = {"metric": target.metric.value, "due_at": target.due_at.isoformat()}
+    await audit.record(
+        session, ACTOR, "ticket.sla_breached", tickets.ENTITY, ticket.id, after=after
+    )
+    await events.emit(
+        session,
+        TicketSlaBreached(
+            ticket_id=ticket.id,
+            number=ticket.number,
+            metric=target.metric,
+            due_at=target.due_at,
+            breached_at=target.breached_at,
+            policy_id=policy.id,
+        ),
+    )
+
+
+async def _escalate(
+    session: AsyncSession,
+    ticket: Ticket,
+    target: SlaTarget,
+    step: int,
+    at_percent: int,
+    policy: SlaPolicy,
+    now: datetime,
+    config: OutboundConfig,
+) -> None:
+    fired = TicketEscalation(
+        ticket_id=ticket.id,
+        target_id=target.id,
+        step=step,
+        at_percent=at_percent,
+        fired_at=now,
+        outcome="",
+    )
+    # The row first: the unique (target, step) is the last word on "fired once".
+    await repository.add_escalation(session, fired)
+    applied = await routing.apply_actions(
+        session,
+        ticket,
+        policy_steps(policy.escalations)[step].actions,
+        owner=f"sla-policy-{policy.id}-step-{step}",
+        actor=ACTOR,
+        config=config,
+    )
+    fired.outcome = "; ".join(str(a["outcome"]) for a in applied)
+    await audit.record(
+        session,
+        ACTOR,
+        "ticket.escalated",
+        tickets.ENTITY,
+        ticket.id,
+        after={
+            "metric": target.metric.value,
+            "step": step,
+            "at_percent": at_percent,
+            "outcome": fired.outcome,
+        },
+    )
+    await events.emit(
+        session,
+        TicketEscalated(
+            ticket_id=ticket.id,
+            number=ticket.number,
+            metric=target.metric,
+            step=step,
+            at_percent=at_percent,
+            actions=applied,
+        ),
+    )
