@@ -33,31 +33,43 @@ def local(moment: datetime, zone: ZoneInfo = COPENHAGEN) -> datetime:
     return moment.astimezone(zone).replace(tzinfo=None)
 
 
+def _quarter(quarter: int) -> time:
+    return time(quarter // 4, quarter % 4 * 15)
+
+
 @st.composite
 def day_hours(draw: st.DrawFn) -> tuple[Interval, ...]:
     """Up to three intervals on quarter hours, often touching 02:00-03:00 and 24:00."""
     quarter = st.one_of(st.integers(0, 96), st.integers(8, 12))
     quarters = draw(st.lists(quarter, unique=True, max_size=6).map(sorted))
     pairs = zip(quarters[::2], quarters[1::2], strict=False)
-    return tuple(
-        (time(start // 4, start % 4 * 15), None if end == 96 else time(end // 4, end % 4 * 15))
-        for start, end in pairs
-    )
+    return tuple((_quarter(start), None if end == 96 else _quarter(end)) for start, end in pairs)
+
+
+# (weekday, first quarter hour, length in quarter hours), often in the night the clocks change.
+intervals = st.tuples(
+    st.integers(0, 6), st.one_of(st.integers(0, 95), st.integers(7, 12)), st.integers(1, 48)
+)
 
 
 @st.composite
 def calendars(draw: st.DrawFn) -> BusinessCalendar:
+    """Random weekly hours (overlapping ones merge), overnight shifts and holidays."""
     zone = draw(st.sampled_from([COPENHAGEN, STOCKHOLM, ZoneInfo("UTC")]))
-    hours = {day: draw(day_hours()) for day in range(7)}
-    for day in draw(st.sets(st.integers(0, 6), max_size=3)):
-        # An overnight shift: open from 22:00 into the next morning.
-        hours[day] = (*hours[day], (time(22), None))
-        hours[(day + 1) % 7] = ((time(0), time(6)), *hours[(day + 1) % 7])
+    hours: dict[int, list[Interval]] = {}
+    for day, first, length in draw(st.lists(intervals, min_size=1, max_size=10)):
+        end = min(first + length, 96)
+        hours.setdefault(day, []).append((_quarter(first), None if end == 96 else _quarter(end)))
+    for day in draw(st.sets(st.integers(0, 6), max_size=2)):
+        hours.setdefault(day, []).append((time(22), None))
+        hours.setdefault((day + 1) % 7, []).append((time(0), time(6)))
     anchor = draw(st.sampled_from(ANCHORS)).date()
     holidays = draw(st.frozensets(st.integers(-12, 12), max_size=6))
-    calendar = BusinessCalendar(zone, hours, frozenset(anchor + timedelta(d) for d in holidays))
-    assume(not calendar.never_open)
-    return calendar
+    return BusinessCalendar(
+        zone,
+        {day: tuple(listed) for day, listed in hours.items()},
+        frozenset(anchor + timedelta(d) for d in holidays),
+    )
 
 
 moments = st.builds(
@@ -138,6 +150,50 @@ def test_open_means_wall_clock_inside_the_days_hours(
     assert calendar.is_open(moment) is expected
     assert (calendar.elapsed(moment, moment + TICK) == TICK) is expected
     assert (calendar.next_opening(moment) == moment) is expected
+
+
+def _minutes(moment: time | None) -> int:
+    return 24 * 60 if moment is None else moment.hour * 60 + moment.minute
+
+
+@relaxed
+@given(
+    st.sampled_from([COPENHAGEN, STOCKHOLM]),
+    day_hours(),
+    st.sampled_from([date(2026, 3, 29), date(2027, 3, 28)]),
+)
+def test_the_skipped_hour_is_never_open(
+    zone: ZoneInfo, hours: tuple[Interval, ...], day: date
+) -> None:
+    calendar = BusinessCalendar(zone, {6: hours})
+    expected = sum(
+        _minutes(end)
+        - _minutes(start)
+        - max(0, min(_minutes(end), 180) - max(_minutes(start), 120))
+        for start, end in hours
+    )
+    midnight = datetime.combine(day, time(0), zone)
+    next_midnight = datetime.combine(day + timedelta(1), time(0), zone)
+    assert calendar.elapsed(midnight, next_midnight) == timedelta(minutes=expected)
+
+
+@relaxed
+@given(
+    st.sampled_from([COPENHAGEN, STOCKHOLM]),
+    day_hours(),
+    st.sampled_from([date(2026, 10, 25), date(2027, 10, 31)]),
+)
+def test_the_repeated_hour_counts_twice_inside_an_interval_through_it(
+    zone: ZoneInfo, hours: tuple[Interval, ...], day: date
+) -> None:
+    calendar = BusinessCalendar(zone, {6: hours})
+    expected = sum(
+        _minutes(end) - _minutes(start) + (60 if _minutes(start) < 180 <= _minutes(end) else 0)
+        for start, end in hours
+    )
+    midnight = datetime.combine(day, time(0), zone)
+    next_midnight = datetime.combine(day + timedelta(1), time(0), zone)
+    assert calendar.elapsed(midnight, next_midnight) == timedelta(minutes=expected)
 
 
 @relaxed
