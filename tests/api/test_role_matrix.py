@@ -140,6 +140,8 @@ CASES = [
     Case("GET", "/audit-events/export", "admin", params={"format": "jsonl"}),
     Case("GET", "/audit-events/verify", "admin"),
     Case("GET", "/events", "admin"),
+    Case("GET", "/export/tickets", "admin"),
+    Case("GET", "/export/customers", "admin"),
     Case("GET", "/events/types", "external"),
     Case("GET", "/privacy/patterns", "admin"),
     Case(
