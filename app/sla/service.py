@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.calendars import service as calendars
 from app.calendars.business_time import BusinessCalendar
 from app.sla import repository
 from app.sla.models import SlaMetric, SlaPolicy, SlaTarget
@@ -66,12 +67,7 @@ async def effective_policy(session: AsyncSession, ticket: Ticket) -> SlaPolicy |
 
 async def calendar_of(session: AsyncSession, policy: SlaPolicy) -> BusinessCalendar:
     """The business hours the policy's targets count in."""
-    calendar_id = policy.calendar_id
-    if calendar_id is None:
-        return BusinessCalendar.always_open()
-    from app.calendars import service as calendars
-
-    return await calendars.load_calendar(session, calendar_id)
+    return await calendars.load_calendar(session, policy.calendar_id)
 
 
 def _seconds(policy: SlaPolicy, ticket: Ticket, metric: SlaMetric) -> int | None:

@@ -199,6 +199,7 @@ CASES = [
         {"rule_set": {"rules": []}, "created_after": "2026-01-01T00:00:00Z"},
     ),
     Case("GET", "/tickets/{ticket}/routing", "agent"),
+    Case("GET", "/tickets/{ticket}/sla", "agent"),
     Case("GET", "/mailboxes", "admin"),
     Case("GET", "/webhooks", "admin"),
     Case(

@@ -20,6 +20,8 @@ async def test_the_types_are_published_with_version_and_schema(
         "ticket.updated",
         "ticket.assigned",
         "ticket.status_changed",
+        "ticket.sla_breached",
+        "ticket.escalated",
         "ticket.follow_up_due",
         "message.created",
         "customer.created",
