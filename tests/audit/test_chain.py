@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit import service as audit
 from app.audit.models import AuditChainLink, AuditEvent
 from app.audit.schemas import AuditVerification
+from app.audit.worker import AuditSealer
 from app.auth.schemas import system_principal
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_sessionmaker
@@ -209,6 +210,26 @@ async def test_concurrent_writers_and_sealers_make_one_valid_chain(maker: Maker)
         ).all()
     assert [row.position for row in rows] == list(range(1, 37))
     assert [(row.txid, row.id) for row in rows] == sorted((row.txid, row.id) for row in rows)
+
+
+async def test_the_workers_seal_in_the_background_until_stopped(maker: Maker) -> None:
+    ids = await write(maker, 2)
+    stop = asyncio.Event()
+    running = asyncio.create_task(
+        AuditSealer(maker, interval_seconds=0.02, clock=lambda: NOW).run(stop)
+    )
+    try:
+        for _ in range(1000):
+            async with maker() as session:
+                sealed = (await session.scalars(select(AuditChainLink.event_id))).all()
+            if len(sealed) == len(ids):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 5)
+
+    assert sorted(sealed) == ids
 
 
 async def test_the_cli_exits_0_on_an_intact_chain_and_1_at_the_first_break(
