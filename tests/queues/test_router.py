@@ -340,7 +340,7 @@ async def test_grants_decide_what_an_external_agent_sees(
     # Newest first; granting twice is recorded once.
     assert [(e["action"], e["after"] or e["before"]) for e in events[:2]] == [
         ("queue.grant_removed", {"agent_id": partner.id}),
-        ("queue.grant_added", {"agent_id": partner.id}),
+        ("queue.grant_added", {"agent_id": partner.id, "customer_fields": "none"}),
     ]
     assert [e["action"] for e in events[2:]] == ["queue.created"]
 
