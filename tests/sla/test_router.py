@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
+from app.queues.models import Queue
 from app.sla import service
 from app.tickets.models import Ticket
 from tests.conftest import Caller, MakeAgent
@@ -202,3 +203,87 @@ async def test_find_policy_for_other_domains(
     assert found is not None
     assert found.name == "Til regler"
     assert await service.find_policy(session, 0) is None
+
+
+async def test_targets_and_escalation_steps_are_checked(
+    client: httpx.AsyncClient, admin: Caller, session: AsyncSession
+) -> None:
+    body: dict[str, Any] = {
+        "name": "Guld",
+        "targets": {"urgent": {"first_response": 30, "resolution": 240}},
+        "at_risk_percent": 75,
+        "escalations": [
+            {"at_percent": 80, "actions": [{"type": "notify", "event": "sla.risiko"}]},
+            {
+                "at_percent": 100,
+                "metrics": ["resolution"],
+                "actions": [{"type": "raise_priority"}, {"type": "set_queue", "queue_id": 987654321}],
+            },
+        ],
+    }
+    unknown_queue = await client.post(POLICIES, headers=admin.headers, json=body)
+    assert unknown_queue.status_code == 422
+    assert [e["pointer"] for e in unknown_queue.json()["errors"]] == [
+        "/body/escalations/1/actions/1/queue_id"
+    ]
+    queue = Queue(name="Supervisorer")
+    session.add(queue)
+    await session.flush()
+    body["escalations"][1]["actions"][1]["queue_id"] = queue.id
+    policy = await _create(client, admin, **body)
+    assert policy["targets"] == {
+        "urgent": {
+            "first_response": 30,
+            "next_response": None,
+            "periodic_update": None,
+            "resolution": 240,
+        }
+    }
+    assert policy["escalations"][1]["actions"][0] == {"type": "raise_priority"}
+    assert policy["calendar_id"] is None
+
+    url = f"{POLICIES}/{policy['id']}"
+    for change, pointer in [
+        ({"targets": {"someday": {"resolution": 5}}}, "/body/targets/someday/[key]"),
+        ({"targets": {"low": {"resolution": 0}}}, "/body/targets/low/resolution"),
+        ({"targets": {"low": {"reply": 5}}}, "/body/targets/low/reply"),
+        ({"at_risk_percent": 100}, "/body/at_risk_percent"),
+        ({"calendar_id": 987654321}, "/body/calendar_id"),
+        (
+            {"escalations": [{"at_percent": 80, "actions": [{"type": "close"}]}]},
+            "/body/escalations/0/actions/0",
+        ),
+    ]:
+        refused = await client.patch(url, headers=admin.headers, json=change)
+        assert refused.status_code == 422, change
+        assert pointer in [e["pointer"] for e in refused.json()["errors"]], refused.json()
+    backwards = await client.patch(
+        url,
+        headers=admin.headers,
+        json={
+            "escalations": [
+                {"at_percent": 100, "actions": [{"type": "raise_priority"}]},
+                {"at_percent": 50, "actions": [{"type": "raise_priority"}]},
+            ]
+        },
+    )
+    assert backwards.status_code == 422
+    assert (await client.get(url, headers=admin.headers)).json()["version"] == 1
+
+
+async def test_a_queue_names_its_default_policy(client: httpx.AsyncClient, admin: Caller) -> None:
+    policy = await _create(client, admin, name="Kø-standard")
+    created = await client.post(
+        "/api/v1/queues",
+        headers=admin.headers,
+        json={"name": "Faktura", "sla_policy_id": policy["id"]},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["sla_policy_id"] == policy["id"]
+    missing = await client.patch(
+        f"/api/v1/queues/{created.json()['id']}",
+        headers=admin.headers,
+        json={"sla_policy_id": 0},
+    )
+    assert missing.status_code == 422
+    assert [e["pointer"] for e in missing.json()["errors"]] == ["/body/sla_policy_id"]
