@@ -69,7 +69,8 @@ async def update_calendar(
     if_match: IfMatch,
     response: Response,
 ) -> CalendarRead:
-    """Rename a calendar, or change its time zone, hours or description (admin)."""
+    """Rename a calendar, or change its time zone, hours (the whole week at once) or
+    description (admin)."""
     calendar = await service.update_calendar(session, principal, calendar_id, body, if_match)
     return read_with_etag(response, CalendarRead, calendar)
 
@@ -99,11 +100,12 @@ def _holidays(
     responses=responses(401, 403, 404, 422),
 )
 async def list_holidays(
-    session: DbSession, principal: CurrentPrincipal, calendar_id: int
+    session: DbSession, principal: CurrentPrincipal, calendar_id: int, response: Response
 ) -> list[HolidayRead]:
-    """The calendar's holidays by date (agent role or higher)."""
-    holidays = await service.list_holidays(session, principal, calendar_id)
-    return [HolidayRead.model_validate(h) for h in holidays]
+    """The calendar's holidays by date (agent role or higher); the ETag is the calendar's,
+    for the `If-Match` of a change to the list."""
+    calendar, holidays = await service.list_holidays(session, principal, calendar_id)
+    return _holidays(response, calendar, holidays)
 
 
 @router.put(

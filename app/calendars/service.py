@@ -136,9 +136,10 @@ def _holidays_snapshot(holidays: list[CalendarHoliday]) -> list[dict[str, str]]:
 
 async def list_holidays(
     session: AsyncSession, actor: Principal, calendar_id: int
-) -> list[CalendarHoliday]:
+) -> tuple[Calendar, list[CalendarHoliday]]:
+    """The calendar (whose version an edit of the list must name) and its holidays by date."""
     calendar = await get_calendar(session, actor, calendar_id)
-    return await repository.list_holidays(session, calendar.id)
+    return calendar, await repository.list_holidays(session, calendar.id)
 
 
 async def replace_holidays(

@@ -148,6 +148,7 @@ async def test_holidays_are_replaced_as_a_list_in_utf8(
     agent = await make_agent(AgentRole.agent)
     listed = await client.get(url, headers=agent.headers)
     assert listed.json() == replaced.json()
+    assert listed.headers["etag"] == '"2"'
     again = await client.put(
         url, headers=admin.headers, json={"holidays": [{"date": "2026-12-24", "name": "Julafton"}]}
     )
