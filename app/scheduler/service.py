@@ -134,11 +134,10 @@ class _Pass:
                 result.append(due)
         return result
 
-    async def act(self, session: AsyncSession, due: _Due) -> None:
-        if due.forget:
-            await repository.forget_firings(session, [(due.ticket.id, r) for r in due.forget])
+    async def act(self, session: AsyncSession, due: _Due) -> list[dict[str, object]]:
+        """Fire the rules due on the ticket; returns the firings to record."""
         if not due.fire:
-            return
+            return []
         applied = await routing.fire_scheduled(
             session,
             due.ticket,
@@ -149,26 +148,40 @@ class _Pass:
             actor=self.actor,
             config=self.config,
         )
-        await repository.record_firings(
-            session,
-            [
-                {
-                    "ticket_id": due.ticket.id,
-                    "rule_id": rule_id,
-                    "rule_set_version": self.version,
-                    "fired_at": self.now,
-                    # Read after the actions: a rule that changes the status stays fired.
-                    "status_changed_at": due.ticket.status_changed_at,
-                }
-                for rule_id in due.fire
-            ],
-        )
         log.info(
             "automation_fired",
             ticket_id=due.ticket.id,
             rules=due.fire,
             actions=[entry["outcome"] for entry in applied],
         )
+        return [
+            {
+                "ticket_id": due.ticket.id,
+                "rule_id": rule_id,
+                "rule_set_version": self.version,
+                "fired_at": self.now,
+                # Read after the actions: a rule that changes the status stays fired.
+                "status_changed_at": due.ticket.status_changed_at,
+            }
+            for rule_id in due.fire
+        ]
+
+    async def run_batch(self, session: AsyncSession, tickets: Sequence[Ticket]) -> int:
+        """Act on the batch's tickets where something is due; returns how many rules fired."""
+        due = await self.due(session, tickets)
+        if not due:
+            return 0
+        locked = await repository.lock_open_tickets(session, [d.ticket.id for d in due])
+        firings: list[dict[str, object]] = []
+        forgotten: list[tuple[int, str]] = []
+        for item in await self.due(session, locked):
+            firings.extend(await self.act(session, item))
+            forgotten.extend((item.ticket.id, rule_id) for rule_id in item.forget)
+        if forgotten:
+            await repository.forget_firings(session, forgotten)
+        if firings:
+            await repository.record_firings(session, firings)
+        return len(firings)
 
 
 async def run_automation_pass(
@@ -195,12 +208,7 @@ async def run_automation_pass(
             if not tickets:
                 break
             after_id = tickets[-1].id
-            due = await work.due(session, tickets)
-            if due:
-                locked = await repository.lock_open_tickets(session, [d.ticket.id for d in due])
-                for item in await work.due(session, locked):
-                    await work.act(session, item)
-                    fired += len(item.fire)
+            fired += await work.run_batch(session, tickets)
         if len(tickets) < batch:
             break
     return fired

@@ -25,6 +25,7 @@ from app.followups.scheduler import run_follow_up_pass
 from app.incidents.scheduler import run_proactive_update_pass
 from app.outbound.service import OutboundConfig
 from app.scheduler.service import run_automation_pass
+from app.sla.scheduler import run_sla_pass
 
 log = structlog.get_logger(__name__)
 
@@ -42,8 +43,10 @@ class PassResult:
 def passes(
     config: OutboundConfig, stop: asyncio.Event | None = None
 ) -> list[tuple[str, PassFunction]]:
-    """The passes in the order they run."""
+    """The passes in the order they run: SLA targets first, so that the scheduled rules see
+    the breaches of this moment."""
     return [
+        ("sla", partial(run_sla_pass, config=config)),
         ("automations", partial(run_automation_pass, config=config, stop=stop)),
         ("follow_ups", run_follow_up_pass),
         ("proactive_updates", partial(run_proactive_update_pass, config=config)),

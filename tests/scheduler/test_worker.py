@@ -161,8 +161,9 @@ async def test_run_once_runs_every_pass_at_the_moment_given(
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("automations: 2 handled in ")
+    assert lines[1].startswith("automations: 2 handled in ")
     assert [line.split(":")[0] for line in lines] == [
+        "sla",
         "automations",
         "follow_ups",
         "proactive_updates",
