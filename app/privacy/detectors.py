@@ -12,6 +12,8 @@ masks some date-like ten-digit numbers too, which costs less than showing a real
 
 from __future__ import annotations
 
+import html as html_entities
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -183,10 +185,18 @@ def _custom(text: str, patterns: Sequence[CustomPattern]) -> Iterator[Span]:
                 yield Span(CUSTOM_PREFIX + custom.name, match.start(), match.end())
 
 
+_TAG = regex.compile(r"<[^>]*>")
+_ENTITY = regex.compile(r"&#?\w+;")
+_MARKUP = regex.compile(r"<[^>]*>|&#?\w+;")
+
+
 def detect(text: str, patterns: Sequence[CustomPattern] = ()) -> list[Span]:
     """The sensitive values in the text, in order, none overlapping: where two detectors claim
     the same characters, the longer finding wins, then the detector listed first."""
-    found = [*_builtin(text), *_custom(text, patterns)]
+    return _without_overlaps([*_builtin(text), *_custom(text, patterns)])
+
+
+def _without_overlaps(found: Sequence[Span]) -> list[Span]:
     order = {span: index for index, span in enumerate(found)}
     kept: list[Span] = []
     for span in sorted(found, key=lambda s: (-(s.end - s.start), order[s])):
@@ -195,15 +205,57 @@ def detect(text: str, patterns: Sequence[CustomPattern] = ()) -> list[Span]:
     return sorted(kept, key=lambda s: s.start)
 
 
+def detect_html(html: str, patterns: Sequence[CustomPattern] = ()) -> list[Span]:
+    """``detect`` on the text an HTML body shows, so a number split by tags or written with
+    ``&nbsp;`` is found too, and on the HTML as written, for values in attributes (a ``tel:``
+    link); the spans are on the HTML itself (masking skips the markup)."""
+    pieces: list[str] = []
+    # Per piece of shown text: where it starts in the shown text, where in the HTML, and the
+    # length it has in the HTML when it is one character standing for a character reference.
+    starts: list[int] = []
+    origins: list[tuple[int, int | None]] = []
+    shown_length = 0
+
+    def keep(piece: str, at: int, reference_length: int | None) -> None:
+        nonlocal shown_length
+        if piece:
+            pieces.append(piece)
+            starts.append(shown_length)
+            origins.append((at, reference_length))
+            shown_length += len(piece)
+
+    position = 0
+    for markup in _MARKUP.finditer(html):
+        keep(html[position : markup.start()], position, None)
+        reference = markup.group()
+        if reference.startswith("&"):
+            shown = " " if reference == "&nbsp;" else html_entities.unescape(reference)[:1]
+            keep(shown, markup.start(), len(reference))
+        position = markup.end()
+    keep(html[position:], position, None)
+
+    def in_html(index: int) -> tuple[int, int]:
+        piece = bisect_right(starts, index) - 1
+        at, reference_length = origins[piece]
+        if reference_length is not None:
+            return at, at + reference_length
+        offset = at + index - starts[piece]
+        return offset, offset + 1
+
+    in_text = [
+        Span(span.kind, in_html(span.start)[0], in_html(span.end - 1)[1])
+        for span in detect("".join(pieces), patterns)
+    ]
+    return _without_overlaps([*in_text, *detect(html, patterns)])
+
+
 # How many letters and digits masking keeps visible at each end of a value.
 _KEEP_END: dict[str, int] = {Kind.payment_card: 4}
 _KEEP_START: dict[str, int] = {Kind.iban: 2}
 _DEFAULT_KEEP_END = 2
 MASK = "*"
 
-_TAG = regex.compile(r"<[^>]*>")
 _QUOTED = regex.compile(r"\"[^\"]*\"|'[^']*'")
-_ENTITY = regex.compile(r"&#?\w+;")
 
 
 def _unmaskable_html(html: str) -> set[int]:
@@ -225,7 +277,7 @@ def _unmaskable_html(html: str) -> set[int]:
 def mask_text(text: str) -> str:
     """A text kept outside messages (a ticket's subject, an event) with the values the
     built-in detectors find in it masked."""
-    return mask(text, list(_builtin(text)))
+    return mask(text, detect(text))
 
 
 def mask(text: str, spans: Sequence[Span], *, html: bool = False) -> str:

@@ -18,7 +18,7 @@ from app.core.errors import Forbidden, Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.core.uniqueness import check_free
 from app.privacy import repository
-from app.privacy.detectors import CustomPattern, Span, detect, mask
+from app.privacy.detectors import CustomPattern, Span, detect, detect_html, mask
 from app.privacy.models import FindingField, MessageFinding, SensitivePattern
 from app.privacy.schemas import (
     FindingRead,
@@ -51,9 +51,12 @@ async def _custom_patterns(session: AsyncSession) -> list[CustomPattern]:
 
 
 def _detect_all(texts: Texts, patterns: Sequence[CustomPattern]) -> list[tuple[FindingField, Span]]:
-    return [
-        (field, span) for field, text in texts.items() if text for span in detect(text, patterns)
-    ]
+    found: list[tuple[FindingField, Span]] = []
+    for field, text in texts.items():
+        if text:
+            detector = detect_html if field is FindingField.body_html else detect
+            found.extend((field, span) for span in detector(text, patterns))
+    return found
 
 
 def message_texts(message: Message) -> dict[FindingField, str | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import regex  # type: ignore[import-untyped]
 
-from app.privacy.detectors import CustomPattern, Span, detect, mask, mask_text
+from app.privacy.detectors import CustomPattern, Span, detect, detect_html, mask, mask_text
 
 VALID = [
     ("CPR 010190-1234 tak", "010190-1234", "dk_cpr"),
@@ -108,3 +108,15 @@ def test_masking_html_touches_text_and_attribute_values_only() -> None:
 def test_mask_text_masks_what_the_builtin_detectors_find() -> None:
     assert mask_text("Mit CPR er 010190-1234") == "Mit CPR er ******-**34"
     assert mask_text("Fakturaen er forkert") == "Fakturaen er forkert"
+
+
+def test_html_is_searched_as_shown_and_as_written() -> None:
+    html = (
+        '<p>CPR <b>010190</b>-1234, <a href="tel:0101901234">ring</a>, '
+        "kort 4111&nbsp;1111&nbsp;1111&nbsp;1111</p>"
+    )
+    assert mask(html, detect_html(html), html=True) == (
+        '<p>CPR <b>******</b>-**34, <a href="tel:********34">ring</a>, '
+        "kort ****&nbsp;****&nbsp;****&nbsp;1111</p>"
+    )
+    assert detect_html("<p>Ordre 12345 &amp; tak</p>") == []
