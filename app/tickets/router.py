@@ -38,8 +38,10 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
 customer_history_router = APIRouter(prefix="/customers", tags=["customers"])
 
 
-def _ticket(ticket: Ticket, response: Response) -> TicketRead:
-    return read_with_etag(response, TicketRead, ticket)
+async def _ticket(session: DbSession, ticket: Ticket, response: Response) -> TicketRead:
+    read = read_with_etag(response, TicketRead, ticket)
+    read.sla = (await service.sla_targets(session, [ticket]))[ticket.id]
+    return read
 
 
 async def _included(
@@ -141,7 +143,7 @@ async def create_ticket(
         session, principal, body, OutboundConfig.from_settings(settings)
     )
     response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
-    return _ticket(ticket, response)
+    return await _ticket(session, ticket, response)
 
 
 @router.get(
@@ -188,7 +190,7 @@ async def update_ticket(
     ticket = await routing.update_ticket(
         session, principal, ticket_id, body, if_match, OutboundConfig.from_settings(settings)
     )
-    return _ticket(ticket, response)
+    return await _ticket(session, ticket, response)
 
 
 @router.get(
@@ -275,7 +277,7 @@ async def merge_ticket(
     """Merge this ticket into another: its messages move there, it is closed and points there.
     Later replies to it thread into the other ticket."""
     target = await service.merge(session, principal, ticket_id, body.into_ticket_id)
-    return _ticket(target, response)
+    return await _ticket(session, target, response)
 
 
 @customer_history_router.get(

@@ -187,6 +187,7 @@ async def test_priority_change_recounts_from_the_start(
         f"/api/v1/tickets/{ticket_id}", headers=admin.headers, json={"priority": "urgent"}
     )
     assert response.status_code == 200
+    assert [t["due_at"] for t in response.json()["sla"]] == [at(minutes=60)]
     assert cycles(await history(client, admin, ticket_id), "resolution") == [
         (at(), at(minutes=60), None, None)
     ]
