@@ -6,21 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from app.api.deps import CurrentPrincipal, DbSession
 from app.api.problems import responses
 from app.export import service
-from app.export.models import ExportTombstone
 from app.export.schemas import (
     DEFAULT_EXPORT_LIMIT,
     MAX_EXPORT_LIMIT,
     CustomerExportPage,
-    Deleted,
-    ExportedCustomer,
-    ExportedMessage,
-    ExportedOrganisation,
-    ExportedTicket,
     ExportEntity,
     ExportPage,
     MessageExportPage,
@@ -39,9 +32,7 @@ ExportLimit = Annotated[
 ]
 
 
-def _add_export_route(
-    entity: ExportEntity, page_model: type[ExportPage[Any]], item_model: type[BaseModel]
-) -> None:
+def _add_export_route(entity: ExportEntity, page_model: type[ExportPage[Any]]) -> None:
     async def export(
         session: DbSession,
         principal: CurrentPrincipal,
@@ -50,12 +41,7 @@ def _add_export_route(
     ) -> ExportPage[Any]:
         batch = await service.export(session, principal, entity, cursor=cursor, limit=limit)
         return page_model(
-            items=[
-                Deleted(id=change.entity_id, deleted_at=change.deleted_at)
-                if isinstance(change, ExportTombstone)
-                else item_model.model_validate(change)
-                for change in batch.changes
-            ],
+            items=[change.item for change in batch.changes],
             next_cursor=batch.next_cursor,
             has_more=batch.has_more,
         )
@@ -79,7 +65,7 @@ def _add_export_route(
     )
 
 
-_add_export_route(ExportEntity.tickets, TicketExportPage, ExportedTicket)
-_add_export_route(ExportEntity.customers, CustomerExportPage, ExportedCustomer)
-_add_export_route(ExportEntity.messages, MessageExportPage, ExportedMessage)
-_add_export_route(ExportEntity.organisations, OrganisationExportPage, ExportedOrganisation)
+_add_export_route(ExportEntity.tickets, TicketExportPage)
+_add_export_route(ExportEntity.customers, CustomerExportPage)
+_add_export_route(ExportEntity.messages, MessageExportPage)
+_add_export_route(ExportEntity.organisations, OrganisationExportPage)

@@ -58,6 +58,9 @@ class ExportedOrganisation(OrganisationRead, _Present):
     pass
 
 
+ExportItem = ExportedTicket | ExportedCustomer | ExportedMessage | ExportedOrganisation | Deleted
+
+
 class ExportPage(BaseModel, Generic[ItemT]):
     """Changes after the cursor, oldest first; ask again with ``next_cursor``."""
 

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.schemas import system_principal
 from app.customers.models import Customer
 from app.export import service
-from app.export.schemas import ExportEntity
+from app.export.schemas import ExportedCustomer, ExportEntity
+from app.privacy import service as privacy
 from app.tickets.models import Channel, Message, MessageDirection, Ticket
 from tests.export.conftest import Maker, settle
 from tests.helpers import add_ticket
@@ -84,28 +85,33 @@ async def test_pages_every_row_once_in_order_and_a_change_moves_it_to_the_end(
     assert everything["next_cursor"] == changed["next_cursor"]
 
 
-async def test_deleted_rows_come_as_tombstones_cascades_included(
+async def test_messages_are_masked_and_deleted_rows_come_as_tombstones(
     maker: Maker, export_client: httpx.AsyncClient
 ) -> None:
     async with maker.begin() as session:
         kept = await add_ticket(session)
         gone = await add_ticket(session)
-        session.add_all(
+        messages = [
             Message(
                 ticket_id=ticket_id,
                 direction=MessageDirection.inbound,
                 is_public=True,
                 channel=Channel.email,
-                body_text=f"Hei {ticket_id}",
+                body_text="Mitt kort: 4111 1111 1111 1111",
             )
             for ticket_id in (kept, gone, gone)
-        )
+        ]
+        session.add_all(messages)
+        await session.flush()
+        await privacy.scan_message(session, messages[0])
     await settle(maker)
     tickets = await export(export_client, "tickets")
-    messages = await export(export_client, "messages")
+    exported = await export(export_client, "messages")
     assert [t["id"] for t in tickets["items"]] == [kept, gone]
-    assert [m["ticket_id"] for m in messages["items"]] == [kept, gone, gone]
-    assert messages["items"][0]["body_text"] == f"Hei {kept}"
+    assert [m["ticket_id"] for m in exported["items"]] == [kept, gone, gone]
+    # Sensitive values are masked as in every answer with message text.
+    assert exported["items"][0]["body_text"] == "Mitt kort: **** **** **** 1111"
+    assert exported["items"][0]["deleted"] is False
 
     async with maker.begin() as session:
         await session.execute(delete(Ticket).where(Ticket.id == gone))
@@ -114,8 +120,8 @@ async def test_deleted_rows_come_as_tombstones_cascades_included(
     [tombstone] = after["items"]
     assert tombstone.keys() == {"id", "deleted", "deleted_at"}
     assert (tombstone["id"], tombstone["deleted"]) == (gone, True)
-    message_stones = await export(export_client, "messages", messages["next_cursor"])
-    gone_messages = [m["id"] for m in messages["items"][1:]]
+    message_stones = await export(export_client, "messages", exported["next_cursor"])
+    gone_messages = [m["id"] for m in exported["items"][1:]]
     assert [(m["id"], m["deleted"]) for m in message_stones["items"]] == [
         (gone_messages[0], True),
         (gone_messages[1], True),
@@ -154,7 +160,7 @@ async def test_a_change_committed_late_is_served_never_skipped(maker: Maker) -> 
         both = await service.export(
             session, READER, ExportEntity.customers, cursor=cursor, limit=10
         )
-        assert [c.id for c in both.changes] == [first.id, second]
+        assert [c.item.id for c in both.changes] == [first.id, second]
         again = await service.export(
             session, READER, ExportEntity.customers, cursor=both.next_cursor, limit=10
         )
@@ -180,12 +186,12 @@ async def test_paging_while_writes_commit_out_of_order_serves_every_change_once(
                 session, READER, ExportEntity.customers, cursor=cursor, limit=3
             )
         for change in batch.changes:
-            if isinstance(change, Customer):
-                served.append((change.id, change.change_txid))
-                mirror[change.id] = (change.name, change.version)
+            item = change.item
+            served.append((item.id, change.position[0]))
+            if isinstance(item, ExportedCustomer):
+                mirror[item.id] = (item.name, item.version)
             else:
-                served.append((change.entity_id, change.change_txid))
-                mirror.pop(change.entity_id, None)
+                mirror.pop(item.id, None)
         cursor = batch.next_cursor
         async with read_done:
             reads += 1
