@@ -13,6 +13,7 @@ masks some date-like ten-digit numbers too, which costs less than showing a real
 from __future__ import annotations
 
 import html as html_entities
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -161,17 +162,29 @@ def _shorter_ibans(candidate: str) -> Iterator[str]:
         candidate = candidate.rsplit(" ", 1)[0] if " " in candidate else candidate[:-1]
 
 
+# Every built-in kind is written with digits, capitals, spaces, "-" and "+" only, and has at
+# least nine digits: the detectors run on such stretches alone, not on all of a long text.
+_STRETCH = re.compile(r"[0-9A-Z][0-9A-Z +-]{8,}")
+_MIN_DIGITS = 9
+_LOOKAHEAD = 2
+"""Characters after a stretch that the detectors' boundary checks look at."""
+
+
 def _builtin(text: str) -> Iterator[Span]:
-    for pattern, validate in _DETECTORS:
-        for match in pattern.finditer(text, overlapped=True):
-            candidates = (
-                _shorter_ibans(match.group()) if validate is _iban else iter([match.group()])
-            )
-            for candidate in candidates:
-                kind = validate(candidate)
-                if kind is not None:
-                    yield Span(kind, match.start(), match.start() + len(candidate))
-                    break
+    for stretch in _STRETCH.finditer(text):
+        if sum(char.isdigit() for char in stretch.group()) < _MIN_DIGITS:
+            continue
+        end = min(stretch.end() + _LOOKAHEAD, len(text))
+        for pattern, validate in _DETECTORS:
+            for match in pattern.finditer(text, stretch.start(), end, overlapped=True):
+                candidates = (
+                    _shorter_ibans(match.group()) if validate is _iban else iter([match.group()])
+                )
+                for candidate in candidates:
+                    kind = validate(candidate)
+                    if kind is not None:
+                        yield Span(kind, match.start(), match.start() + len(candidate))
+                        break
 
 
 def _custom(text: str, patterns: Sequence[CustomPattern]) -> Iterator[Span]:
