@@ -190,7 +190,9 @@ def _builtin(text: str) -> Iterator[Span]:
 def _custom(text: str, patterns: Sequence[CustomPattern]) -> Iterator[Span]:
     for custom in patterns:
         try:
-            matches = list(custom.pattern.finditer(text, timeout=PATTERN_TIMEOUT))
+            # concurrent: the search lets go of the GIL, so a long body does not hold up the
+            # event loop while it runs beside it.
+            matches = list(custom.pattern.finditer(text, timeout=PATTERN_TIMEOUT, concurrent=True))
         except TimeoutError:
             continue
         for match in matches:
