@@ -9,8 +9,14 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.schemas import system_principal
 from app.calendars.models import Calendar
+from app.customers.models import Customer
 from app.queues.models import Queue
+from app.sla.models import SlaMetric, SlaPolicy
+from app.tickets import service as tickets
+from app.tickets.models import MailKind, ThreadMatch
+from app.tickets.schemas import MailMessage
 from tests.conftest import Caller
 
 POLICIES = "/api/v1/sla-policies"
@@ -253,3 +259,39 @@ async def test_routing_rule_policy_wins_over_the_queue_default(
     assert vip_sla["policy_id"] == chosen
     assert [t["due_at"] for t in plain_sla["targets"] if not t["cancelled_at"]] == [at(hours=10)]
     assert [t["due_at"] for t in vip_sla["targets"] if not t["cancelled_at"]] == [at(hours=1)]
+
+
+async def test_mail_keeps_targets_as_the_api_does(session: AsyncSession, clock: Clock) -> None:
+    policy = SlaPolicy(name="Post", targets={"normal": {"first_response": 60, "next_response": 30}})
+    session.add(policy)
+    await session.flush()
+    customer = Customer(name="Kari Nordmann")
+    session.add(customer)
+    await session.flush()
+    actor = system_principal("ingest (test)")
+
+    def mail(body: str) -> MailMessage:
+        return MailMessage(
+            from_address="kari@example.no",
+            subject="Regningen",
+            body_text=body,
+            kind=MailKind.normal,
+            threaded_by=ThreadMatch.new_ticket,
+            threading_detail="",
+        )
+
+    ticket, _ = await tickets.open_ticket_from_mail(
+        session,
+        actor,
+        mail("Hei"),
+        customer_id=customer.id,
+        queue_id=await make_queue(session, policy.id),
+        mailbox_id=None,
+    )
+    clock.at(minutes=5)
+    # A second mail before any answer: the first response is still what is owed.
+    await tickets.add_mail(session, actor, ticket.id, mail("Hallo?"), customer_id=customer.id)
+    live = (await tickets.sla_targets(session, [ticket]))[ticket.id]
+    assert [(t.metric, t.due_at) for t in live] == [
+        (SlaMetric.first_response, T0 + timedelta(minutes=60))
+    ]
