@@ -25,6 +25,7 @@ from app.customers.models import Customer
 from app.db.locks import lock_values
 from app.events import service as events
 from app.events.schemas import RoutingNotify
+from app.followups import service as followups
 from app.organisations import service as organisations
 from app.outbound import service as outbound
 from app.outbound.service import OutboundConfig
@@ -525,6 +526,18 @@ def scheduled_facts(loaded: ScheduledTicket, now: datetime) -> Facts:
     return Facts(trigger=Trigger.scheduled, now=now, values=values)
 
 
+async def _scheduled_ticket(session: AsyncSession, ticket: Ticket) -> ScheduledTicket:
+    """What the scheduler would load for the ticket (it loads it in bulk for a batch)."""
+    queue = await queues.find_queue(session, ticket.queue_id) if ticket.queue_id else None
+    reminder = (await followups.current_for_tickets(session, [ticket.id])).get(ticket.id)
+    return ScheduledTicket(
+        ticket=ticket,
+        queue_name=queue.name if queue else None,
+        customer=await customers.find_customer(session, ticket.customer_id),
+        follow_up_due_at=reminder.due_at if reminder else None,
+    )
+
+
 def scheduled_fields(rules: CompiledRuleSet) -> frozenset[str]:
     """The field paths the enabled scheduled rules read: the scheduler loads only what is
     asked for."""
@@ -921,15 +934,20 @@ async def simulate(
     customer_id = ticket.customer_id if ticket is not None else None
     if customer_id is None and request.message is not None:
         customer_id = await customers.customer_id_for_email(session, request.message.sender)
-    facts = await facts_for(
-        session,
-        ticket,
-        trigger=request.trigger,
-        message=message_facts,
-        customer_id=customer_id,
-        form=request.message.form if request.message else None,
-        now=request.at,
-    )
+    if request.trigger is Trigger.scheduled:
+        if ticket is None:
+            raise Invalid("Scheduled rules run on a ticket: give a `ticket_id`.", field="body")
+        facts = scheduled_facts(await _scheduled_ticket(session, ticket), request.at or utcnow())
+    else:
+        facts = await facts_for(
+            session,
+            ticket,
+            trigger=request.trigger,
+            message=message_facts,
+            customer_id=customer_id,
+            form=request.message.form if request.message else None,
+            now=request.at,
+        )
     decision = evaluate(rules, facts)
     context = RoutingContext(
         actor, config, reply_to=message_facts.sender if message_facts else None, dry_run=True

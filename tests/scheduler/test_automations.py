@@ -308,3 +308,35 @@ async def test_time_fields_are_refused_where_they_cannot_be_known(
     pointers = [e.get("pointer", "") for e in problem.get("errors", [])]
     assert any(p.startswith(where) for p in pointers), problem
     assert message in response.text
+
+
+async def test_simulating_a_scheduled_rule_shows_what_a_later_pass_would_do(
+    client: httpx.AsyncClient, admin: Caller, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    await put_rules(
+        client,
+        admin,
+        rule(
+            "no-answer-4h",
+            hours("ticket.hours_since_agent_reply", "gte", 4),
+            {"type": "raise_priority"},
+        ),
+    )
+    created = await new_ticket(client, admin)
+    for at, matched in ((later(hours=3), False), (later(hours=5), True)):
+        response = await client.post(
+            "/api/v1/rules/simulate",
+            headers=admin.headers,
+            json={"ticket_id": created["id"], "trigger": "scheduled", "at": at.isoformat()},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["rules"][0]["matched"] is matched
+    assert response.json()["priority"] == "high"
+    assert (await ticket(client, admin, created["id"]))["priority"] == "normal"
+    without_ticket = await client.post(
+        "/api/v1/rules/simulate",
+        headers=admin.headers,
+        json={"trigger": "scheduled", "message": {"sender": "a@example.dk", "subject": "x"}},
+    )
+    assert without_ticket.status_code == 422
+    assert "Scheduled rules run on a ticket" in without_ticket.json()["detail"]
