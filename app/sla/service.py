@@ -125,6 +125,9 @@ def _start(
 def _end(target: SlaTarget, now: datetime, *, met: bool) -> None:
     if met:
         target.met_at = now
+        # Met late before the pass looked: the history still shows the breach.
+        if target.breached_at is None and target.due_at is not None and target.due_at < now:
+            target.breached_at = target.due_at
     else:
         target.cancelled_at = now
     target.next_check_at = None

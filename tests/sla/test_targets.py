@@ -13,10 +13,11 @@ from app.auth.schemas import system_principal
 from app.calendars.models import Calendar
 from app.customers.models import Customer
 from app.queues.models import Queue
+from app.sla import repository as sla_repository
 from app.sla.models import SlaMetric, SlaPolicy
 from app.tickets import service as tickets
 from app.tickets.models import MailKind, ThreadMatch
-from app.tickets.schemas import MailMessage
+from app.tickets.schemas import MailMessage, MessageCreate
 from tests.conftest import Caller
 
 POLICIES = "/api/v1/sla-policies"
@@ -295,3 +296,11 @@ async def test_mail_keeps_targets_as_the_api_does(session: AsyncSession, clock: 
     assert [(t.metric, t.due_at) for t in live] == [
         (SlaMetric.first_response, T0 + timedelta(minutes=60))
     ]
+
+    clock.at(minutes=90)
+    await tickets.add_message(session, actor, ticket.id, MessageCreate(body_text="Undskyld!"))
+    [first] = (await sla_repository.history(session, ticket.id))[0]
+    assert (first.met_at, first.breached_at) == (
+        T0 + timedelta(minutes=90),
+        T0 + timedelta(minutes=60),
+    )
