@@ -160,7 +160,9 @@ async def _settle(
     for target in active:
         seconds = _seconds(policy, ticket, target.metric) if policy is not None else None
         if done:
-            _end(target, now, met=target.metric is SlaMetric.resolution)
+            # A ticket merged into another is closed unresolved: the other one goes on.
+            resolved = ticket.merged_into_id is None
+            _end(target, now, met=resolved and target.metric is SlaMetric.resolution)
         elif policy is None or seconds is None:
             _end(target, now, met=False)
         else:

@@ -217,7 +217,10 @@ async def test_targets_and_escalation_steps_are_checked(
             {
                 "at_percent": 100,
                 "metrics": ["resolution"],
-                "actions": [{"type": "raise_priority"}, {"type": "set_queue", "queue_id": 987654321}],
+                "actions": [
+                    {"type": "raise_priority"},
+                    {"type": "set_queue", "queue_id": 987654321},
+                ],
             },
         ],
     }

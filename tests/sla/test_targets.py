@@ -209,6 +209,26 @@ async def test_priority_change_recounts_from_the_start(
     assert cycles(await history(client, admin, ticket_id), "resolution")[0][3] == at(minutes=10)
 
 
+async def test_a_merged_ticket_cancels_its_resolution(
+    client: httpx.AsyncClient, session: AsyncSession, admin: Caller, clock: Clock
+) -> None:
+    policy_id = await make_policy(client, admin, targets={"normal": {"resolution": 480}})
+    queue_id = await make_queue(session, policy_id)
+    source = await open_ticket(client, admin, queue_id=queue_id)
+    kept = await open_ticket(client, admin, queue_id=queue_id)
+    clock.at(minutes=5)
+    merged = await client.post(
+        f"/api/v1/tickets/{source}/merge", headers=admin.headers, json={"into_ticket_id": kept}
+    )
+    assert merged.status_code == 200, merged.text
+    assert cycles(await history(client, admin, source), "resolution") == [
+        (at(), at(hours=8), None, at(minutes=5))
+    ]
+    assert cycles(await history(client, admin, kept), "resolution") == [
+        (at(), at(hours=8), None, None)
+    ]
+
+
 async def test_business_hours_policy_counts_in_opening_hours(
     client: httpx.AsyncClient, session: AsyncSession, admin: Caller, clock: Clock
 ) -> None:
