@@ -3,7 +3,8 @@ deletions leave tombstones.
 
 ``change_txid`` is set by its default on insert and by a trigger on every update, so any
 change, through the ORM or plain SQL, moves the row to the end of the export order. Rows that
-exist already get this migration's transaction id (adding the column rewrites the tables).
+exist already get 0 (served first, by id): a constant default adds the column without
+rewriting tables of millions of rows, which a per-row transaction id would.
 Deletes, cascades included, write one tombstone per row through a statement trigger.
 
 Revision ID: 5b1e0c7d9a42
@@ -68,9 +69,9 @@ def upgrade() -> None:
     op.execute(TOMBSTONE_FUNCTION)
     for table in EXPORTED_TABLES:
         op.add_column(
-            table,
-            sa.Column("change_txid", sa.BigInteger(), server_default=CURRENT_TXID, nullable=False),
+            table, sa.Column("change_txid", sa.BigInteger(), server_default="0", nullable=False)
         )
+        op.alter_column(table, "change_txid", server_default=CURRENT_TXID)
         op.create_index(f"ix_{table}_change_txid_id", table, ["change_txid", "id"], unique=False)
         op.execute(
             f"CREATE TRIGGER {table}_export_touch BEFORE UPDATE ON {table} "
