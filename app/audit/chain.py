@@ -10,10 +10,22 @@ than every transaction still running: exactly the event feed's rule (see
 ever grows at its end. One sealer works at a time (a transaction-level advisory lock; another
 process finding it taken simply skips its turn), so the chain never forks.
 
-Each link stores its position, the event's id and txid, and
-``sha256(previous link's hash + canonical JSON of the event)``. Verifying recomputes every
-link: an altered event no longer matches its hash, a deleted one leaves a link without its
-event, a deleted link leaves a gap in the positions.
+Each link stores its position, the event's id and txid, the event's content digest
+(``sha256`` of its canonical JSON) and ``sha256(previous link's hash + content digest)``.
+Verifying recomputes every link: an altered event no longer matches its digest, a deleted one
+leaves a link without its event, a deleted link leaves a gap in the positions, an altered
+link no longer continues the hash before it.
+
+Redaction: erasing a data subject (or a retention pass) must remove personal data from audit
+events too. The chain binds digests, not content, so a redacted event keeps its link: the
+redacting code records, in the append-only ``audit_redactions``, each redacted event with
+the digest of its new content, and writes one audit event of its own whose ``after`` holds
+``audit_redactions: {count, digest}`` (``redactions_digest`` over the pairs). The database
+lets ``before``/``after`` of an audit event change only inside a transaction that set
+``ticketry.audit_redaction`` (``REDACTION_SETTING``) and recorded the event's redaction first;
+every other UPDATE is refused as before. ``verify`` accepts an event whose digest differs
+from its link only when its recorded redaction matches its content and the redacting event,
+once sealed, vouches for exactly that set of redactions; it counts them as ``redacted``.
 
 The window: an event is unprotected from its write until it is sealed, that is until its
 transaction and every older one have ended and the next seal pass ran (the workers seal every
@@ -26,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
@@ -55,5 +68,20 @@ def canonical(event: AuditEvent) -> str:
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def link_hash(previous: str, event: AuditEvent) -> str:
-    return hashlib.sha256((previous + canonical(event)).encode()).hexdigest()
+def content_digest(event: AuditEvent) -> str:
+    return hashlib.sha256(canonical(event).encode()).hexdigest()
+
+
+def link_hash(previous: str, digest: str) -> str:
+    return hashlib.sha256((previous + digest).encode()).hexdigest()
+
+
+def redactions_digest(pairs: Iterable[tuple[int, str]]) -> str:
+    """One digest over ``(event_id, redacted_digest)`` pairs, whatever their order."""
+    lines = "".join(f"{event_id}:{digest}\n" for event_id, digest in sorted(pairs))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+REDACTION_SETTING = "ticketry.audit_redaction"
+"""The transaction-local setting under which the database lets an audit event's content be
+replaced (see the ``audit_events_guard`` trigger function)."""

@@ -50,5 +50,27 @@ class AuditChainLink(Base):
     position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     event_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     event_txid: Mapped[int] = mapped_column(BigInteger)
+    content_digest: Mapped[str] = mapped_column(String(64))
+    """``sha256`` of the event's canonical content when it was sealed."""
     hash: Mapped[str] = mapped_column(String(64))
+    """``sha256(previous link's hash + content_digest)``."""
     sealed_at: Mapped[datetime]
+
+
+class AuditRedaction(IdMixin, Base):
+    """An audit event whose personal content was replaced (a data subject's erasure, a
+    retention pass), and the digest of what it holds since. Append-only like the log.
+
+    ``redacted_by_event_id`` is the audit event that did it: it records how many events it
+    redacted and a digest over their ``(event_id, redacted_digest)`` pairs, and is itself
+    sealed into the chain, so ``verify`` accepts a redacted event only when a sealed event
+    vouches for exactly this redaction (see ``app.audit.chain``)."""
+
+    __tablename__ = "audit_redactions"
+
+    # No foreign keys: audit events are never deleted, and the audit tables stay truncatable
+    # together by someone with full rights (the chain then shows it).
+    event_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    redacted_by_event_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    redacted_digest: Mapped[str] = mapped_column(String(64))
+    redacted_at: Mapped[datetime] = mapped_column(server_default=func.now())

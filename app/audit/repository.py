@@ -1,12 +1,26 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, func, literal, literal_column, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    Text,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.models import AuditChainLink, AuditEvent
+from app.audit.chain import REDACTION_SETTING
+from app.audit.models import AuditChainLink, AuditEvent, AuditRedaction
 from app.audit.schemas import AuditFilters
 from app.core.pagination import SortKey, paginate
 
@@ -115,3 +129,81 @@ async def count_unsealed(session: AsyncSession) -> int:
     linked = select(AuditChainLink.position).where(AuditChainLink.event_id == AuditEvent.id)
     statement = select(func.count()).select_from(AuditEvent).where(~linked.exists())
     return await session.scalar(statement) or 0
+
+
+async def redactions_of(
+    session: AsyncSession, event_ids: Sequence[int]
+) -> dict[int, AuditRedaction]:
+    statement = select(AuditRedaction).where(AuditRedaction.event_id.in_(event_ids))
+    return {r.event_id: r for r in await session.scalars(statement)}
+
+
+async def redaction_pairs(
+    session: AsyncSession, redacted_by_event_id: int
+) -> list[tuple[int, str]]:
+    statement = select(AuditRedaction.event_id, AuditRedaction.redacted_digest).where(
+        AuditRedaction.redacted_by_event_id == redacted_by_event_id
+    )
+    return [(row.event_id, row.redacted_digest) for row in await session.execute(statement)]
+
+
+async def is_sealed(session: AsyncSession, event_id: int) -> bool:
+    statement = select(AuditChainLink.position).where(AuditChainLink.event_id == event_id)
+    return await session.scalar(statement) is not None
+
+
+async def replace_content(
+    session: AsyncSession,
+    redactions: Sequence[AuditRedaction],
+    contents: dict[int, tuple[dict[str, Any] | None, dict[str, Any] | None]],
+) -> None:
+    """Record the redactions, then replace the events' content under the redaction setting
+    (the database refuses the UPDATE otherwise, or for an event without its redaction)."""
+    session.add_all(redactions)
+    await session.flush()
+    await session.execute(select(func.set_config(REDACTION_SETTING, "on", True)))
+    for event_id, (before, after) in contents.items():
+        await session.execute(
+            update(AuditEvent)
+            .where(AuditEvent.id == event_id)
+            .values(
+                before=null() if before is None else before,
+                after=null() if after is None else after,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    await session.execute(select(func.set_config(REDACTION_SETTING, "off", True)))
+
+
+async def event_exists(session: AsyncSession, event_id: int) -> bool:
+    return await session.get(AuditEvent, event_id) is not None
+
+
+async def events_about(session: AsyncSession, entities: dict[str, list[str]]) -> list[AuditEvent]:
+    if not entities:
+        return []
+    statement = (
+        select(AuditEvent)
+        .where(
+            or_(
+                *(
+                    (AuditEvent.entity_type == kind) & AuditEvent.entity_id.in_(ids)
+                    for kind, ids in entities.items()
+                )
+            )
+        )
+        .order_by(AuditEvent.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(await session.scalars(statement))
+
+
+async def events_mentioning(session: AsyncSession, needles: Collection[str]) -> list[AuditEvent]:
+    content = func.concat(cast(AuditEvent.before, Text), cast(AuditEvent.after, Text))
+    statement = (
+        select(AuditEvent)
+        .where(or_(*(content.icontains(needle, autoescape=True) for needle in needles)))
+        .order_by(AuditEvent.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(await session.scalars(statement))

@@ -75,6 +75,11 @@ class ChainHead(BaseModel):
 class AuditVerification(BaseModel):
     ok: bool
     checked: int = Field(description="Links of the chain checked.")
+    redacted: int = Field(
+        default=0,
+        description="Checked events whose personal content was redacted (a data subject's "
+        "erasure, a retention pass): recorded, and vouched for by the sealed event that did it.",
+    )
     unsealed: int = Field(
         description="Events not sealed yet: written by transactions still running (or just "
         "ended) when the chain was sealed."

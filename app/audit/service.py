@@ -6,7 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import AgentRole
 from app.audit import repository
-from app.audit.chain import GENESIS, link_hash
-from app.audit.models import AuditChainLink, AuditEvent
+from app.audit.chain import GENESIS, content_digest, link_hash, redactions_digest
+from app.audit.models import AuditChainLink, AuditEvent, AuditRedaction
 from app.audit.schemas import (
     AuditEventRead,
     AuditFilters,
@@ -61,21 +62,30 @@ async def record(
         before, after = changed_fields(before, after)
         if set(after) <= _BOOKKEEPING:
             return
-    session.add(
-        AuditEvent(
-            actor_agent_id=actor.agent_id,
-            actor_label=actor.label,
-            actor_token_id=actor.token_id,
-            source_ip=actor.source_ip,
-            request_id=actor.request_id,
-            action=action,
-            entity_type=entity_type,
-            entity_id=str(entity_id),
-            before=before,
-            after=after,
-        )
-    )
+    session.add(_new_event(actor, action, entity_type, entity_id, before, after))
     await session.flush()
+
+
+def _new_event(
+    actor: Principal,
+    action: str,
+    entity_type: str,
+    entity_id: int | str,
+    before: Snapshot | None,
+    after: Snapshot | None,
+) -> AuditEvent:
+    return AuditEvent(
+        actor_agent_id=actor.agent_id,
+        actor_label=actor.label,
+        actor_token_id=actor.token_id,
+        source_ip=actor.source_ip,
+        request_id=actor.request_id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        before=before,
+        after=after,
+    )
 
 
 async def list_events(
@@ -105,6 +115,93 @@ async def record_read(
     )
 
 
+# --- redaction ---------------------------------------------------------------------------------
+
+REDACTIONS_KEY = "audit_redactions"
+"""Where a redacting event's ``after`` vouches for its redactions: ``{count, digest}``."""
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """New content for an audit event that held personal data."""
+
+    event: AuditEvent
+    before: Snapshot | None
+    after: Snapshot | None
+
+
+async def events_about(
+    session: AsyncSession, entities: Mapping[str, Collection[int]]
+) -> list[AuditEvent]:
+    """The audit events about any of these entities (entity type -> ids)."""
+    return await repository.events_about(
+        session, {kind: [str(i) for i in ids] for kind, ids in entities.items() if ids}
+    )
+
+
+async def events_mentioning(session: AsyncSession, needles: Collection[str]) -> list[AuditEvent]:
+    """The audit events whose content contains any of the strings (case-insensitive)."""
+    return await repository.events_mentioning(session, needles) if needles else []
+
+
+async def redact(
+    session: AsyncSession,
+    actor: Principal,
+    redactions: Sequence[Redaction],
+    action: str,
+    entity_type: str,
+    entity_id: int | str,
+    *,
+    after: Snapshot,
+) -> None:
+    """Record ``action`` (with ``after``) as the event that redacts, and replace the content
+    of the given events; the only way audit content ever changes (see ``app.audit.chain``)."""
+    contents: dict[int, tuple[Snapshot | None, Snapshot | None]] = {}
+    pairs = []
+    for redaction in redactions:
+        event = redaction.event
+        contents[event.id] = (redaction.before, redaction.after)
+        digest = content_digest(_with_content(event, redaction.before, redaction.after))
+        pairs.append((event.id, digest))
+    claim = {"count": len(pairs), "digest": redactions_digest(pairs)}
+    redactor = _new_event(
+        actor, action, entity_type, entity_id, None, after | {REDACTIONS_KEY: claim}
+    )
+    session.add(redactor)
+    await session.flush()
+    if not pairs:
+        return
+    rows = [
+        AuditRedaction(event_id=event_id, redacted_by_event_id=redactor.id, redacted_digest=digest)
+        for event_id, digest in pairs
+    ]
+    await repository.replace_content(session, rows, contents)
+
+
+def _with_content(event: AuditEvent, before: Snapshot | None, after: Snapshot | None) -> AuditEvent:
+    """A detached copy of the event with other content, to digest it as it will be."""
+    copy = AuditEvent(
+        **{column: getattr(event, column) for column in _EVENT_COLUMNS},
+    )
+    copy.before, copy.after = before, after
+    return copy
+
+
+_EVENT_COLUMNS = (
+    "id",
+    "txid",
+    "occurred_at",
+    "actor_agent_id",
+    "actor_label",
+    "actor_token_id",
+    "source_ip",
+    "request_id",
+    "action",
+    "entity_type",
+    "entity_id",
+)
+
+
 # --- the chain ---------------------------------------------------------------------------------
 
 SEAL_BATCH = 1000
@@ -123,12 +220,14 @@ async def seal(session: AsyncSession, now: datetime, *, batch: int = SEAL_BATCH)
     links = []
     for event in await repository.settled_after(session, *after, batch):
         position += 1
-        previous = link_hash(previous, event)
+        digest = content_digest(event)
+        previous = link_hash(previous, digest)
         links.append(
             AuditChainLink(
                 position=position,
                 event_id=event.id,
                 event_txid=event.txid,
+                content_digest=digest,
                 hash=previous,
                 sealed_at=now,
             )
@@ -160,35 +259,87 @@ async def verify(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> AuditVerification:
     """Seal what is settled, then recompute every link from the first (admin). Stops at the
-    first link that does not hold; ``on_progress(checked, total)`` follows the work."""
+    first link that does not hold; ``on_progress(checked, total)`` follows the work. A
+    redacted event holds when its redaction is recorded and vouched for (``app.audit.chain``)."""
     actor.require(AgentRole.admin)
     while await seal(session, now) == SEAL_BATCH:
         pass
     total = await repository.count_links(session)
     checked, previous, head, broken = 0, GENESIS, None, None
+    redacted: dict[int, int] = {}
+    """Redacted event id -> its position, to confirm once the whole chain was read."""
+    claims: dict[int, str] = {}
+    """Checked redacting event id -> the digest of the redactions it vouches for."""
     while broken is None:
         batch = await repository.links_after(session, checked, _VERIFY_BATCH)
         if not batch:
             break
+        redactions = await repository.redactions_of(
+            session, [event.id for _, event in batch if event is not None]
+        )
         for link, event in batch:
-            broken = _check(checked + 1, link, event, previous)
+            redaction = redactions.get(event.id) if event is not None else None
+            broken = _check(checked + 1, link, event, previous, redaction)
             if broken:
                 break
+            assert event is not None
+            if content_digest(event) != link.content_digest:
+                redacted[event.id] = link.position
+            claim = (event.after or {}).get(REDACTIONS_KEY)
+            if isinstance(claim, dict) and isinstance(claim.get("digest"), str):
+                claims[event.id] = claim["digest"]
             checked, previous = link.position, link.hash
             head = ChainHead(position=link.position, hash=link.hash)
         if on_progress:
             on_progress(checked, total)
+    if broken is None:
+        broken = await _unvouched(session, redacted, claims)
     return AuditVerification(
         ok=broken is None,
         checked=checked,
+        redacted=len(redacted),
         unsealed=await repository.count_unsealed(session),
         first_broken=broken,
         head=head,
     )
 
 
+async def _unvouched(
+    session: AsyncSession, redacted: dict[int, int], claims: dict[int, str]
+) -> BrokenLink | None:
+    """The first redacted event that no sealed redacting event vouches for. A redacting event
+    not sealed yet (its transaction just ended) is given the benefit until the next verify."""
+    by_redactor: dict[int, list[int]] = {}
+    for redaction in (await repository.redactions_of(session, list(redacted))).values():
+        by_redactor.setdefault(redaction.redacted_by_event_id, []).append(redaction.event_id)
+    for redactor, event_ids in sorted(by_redactor.items()):
+        claim = claims.get(redactor)
+        if (
+            claim is None
+            and not await repository.is_sealed(session, redactor)
+            and await repository.event_exists(session, redactor)
+        ):
+            continue
+        pairs = await repository.redaction_pairs(session, redactor)
+        if claim is not None and claim == redactions_digest(pairs):
+            continue
+        event_id = min(event_ids, key=redacted.__getitem__)
+        return BrokenLink(
+            position=redacted[event_id],
+            event_id=event_id,
+            problem="altered",
+            detail=f"Audit event {event_id} was changed after it was sealed: it is recorded "
+            f"as redacted by audit event {redactor}, which does not vouch for that redaction.",
+        )
+    return None
+
+
 def _check(
-    position: int, link: AuditChainLink, event: AuditEvent | None, previous: str
+    position: int,
+    link: AuditChainLink,
+    event: AuditEvent | None,
+    previous: str,
+    redaction: AuditRedaction | None,
 ) -> BrokenLink | None:
     if link.position != position:
         return BrokenLink(
@@ -205,7 +356,11 @@ def _check(
             detail=f"Audit event {link.event_id}, sealed at {link.sealed_at.isoformat()}, "
             "was deleted.",
         )
-    if link_hash(previous, event) != link.hash:
+    digest = content_digest(event)
+    intact = digest == link.content_digest or (
+        redaction is not None and redaction.redacted_digest == digest
+    )
+    if not intact or link_hash(previous, link.content_digest) != link.hash:
         return BrokenLink(
             position=position,
             event_id=event.id,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Enum, ForeignKey, String, Table, Text, text
+from sqlalchemy import BigInteger, Column, Enum, ForeignKey, Integer, String, Table, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +17,14 @@ class CustomerFields(StrEnum):
     none = "none"
     name = "name"
     name_and_email = "name_and_email"
+
+
+class RetentionAction(StrEnum):
+    """What the retention pass does with a ticket closed longer than its queue keeps them."""
+
+    anonymise = "anonymise"
+    """Keep the ticket as a statistics row (status, priority, queue, times) without content."""
+    delete = "delete"
 
 
 queue_grants = Table(
@@ -69,3 +77,9 @@ class Queue(IdMixin, TimestampMixin, VersionedMixin, Base):
         BigInteger, ForeignKey("sla_policies.id", ondelete="SET NULL"), index=True
     )
     """The SLA policy of this queue's tickets unless a routing rule sets another."""
+    retention_months: Mapped[int | None] = mapped_column(Integer)
+    """Closed tickets older than this are anonymised or deleted; NULL: kept."""
+    retention_action: Mapped[RetentionAction] = mapped_column(
+        Enum(RetentionAction, name="retention_action"),
+        server_default=RetentionAction.anonymise.value,
+    )
