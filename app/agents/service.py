@@ -10,6 +10,7 @@ from app.agents.models import Agent, AgentRole
 from app.agents.schemas import AgentCreate, AgentRead, AgentSelfUpdate, AgentUpdate
 from app.audit import service as audit
 from app.auth import service as auth
+from app.auth.passwords import check_password
 from app.auth.schemas import Principal
 from app.core.errors import Conflict, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
@@ -65,6 +66,8 @@ async def create_agent(session: AsyncSession, actor: Principal, data: AgentCreat
     actor.require(AgentRole.admin)
     if await repository.get_by_email(session, data.email) is not None:
         raise Conflict(f"An agent with the email {data.email} exists already.")
+    if data.password:
+        check_password(data.password, email=data.email)
     agent = Agent(
         email=data.email,
         name=data.name,
@@ -95,6 +98,8 @@ async def _apply(
     before = _snapshot(agent)
     values = changes.model_dump(exclude_unset=True)
     password = values.pop("password", None)
+    if password:
+        check_password(password, email=agent.email)
     for field, value in values.items():
         setattr(agent, field, value)
     if password:

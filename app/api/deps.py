@@ -48,30 +48,54 @@ bearer = HTTPBearer(auto_error=False, description="A personal API token: `Bearer
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def get_principal(
+async def _token_principal(
     request: Request,
-    session: DbSession,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    session: AsyncSession,
+    credentials: HTTPAuthorizationCredentials | None,
 ) -> Principal:
     if credentials is None:
         raise Unauthorized(
             "Send an API token as `Authorization: Bearer <token>`; "
             "get one with POST /api/v1/auth/login or `ticketry admin create-token`."
         )
-    principal = await auth_service.authenticate(
+    return await auth_service.authenticate(
         session,
         credentials.credentials,
         source_ip=request.client.host if request.client else None,
         request_id=request.state.request_id,
         touch_interval=timedelta(minutes=1),
     )
+
+
+async def get_principal(
+    request: Request,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    return _with_scope_for(request, await _token_principal(request, session, credentials))
+
+
+def _with_scope_for(request: Request, principal: Principal) -> Principal:
     needed = Scope.read if request.method in _READ_METHODS else Scope.write
     if needed not in principal.scopes:
         raise Forbidden(f"This token lacks the `{needed.value}` scope needed for this call.")
     return principal
 
 
+async def get_enrolling_principal(
+    request: Request,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller of the two-factor enrolment calls: a token limited to enrolling will do."""
+    principal = await _token_principal(request, session, credentials)
+    if Scope.two_factor_enrolment in principal.scopes:
+        return principal
+    return _with_scope_for(request, principal)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+EnrollingPrincipal = Annotated[Principal, Depends(get_enrolling_principal)]
 
 
 def page_limit(

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
-from app.auth.models import ApiToken
+from app.auth.models import ApiToken, LoginLock, TwoFactor
 
 
 async def find_token_with_agent(
@@ -34,18 +35,80 @@ async def touch_token(session: AsyncSession, token_id: int, when: datetime) -> N
 
 
 async def revoke_tokens(
-    session: AsyncSession, agent_id: int, name: str, when: datetime, *, keep: int | None
+    session: AsyncSession, agent_id: int, name: str | None, when: datetime, *, keep: int | None
 ) -> None:
-    await session.execute(
-        update(ApiToken)
-        .where(
-            ApiToken.agent_id == agent_id,
-            ApiToken.name == name,
-            ApiToken.revoked_at.is_(None),
-            ApiToken.id != (keep or 0),
-        )
-        .values(revoked_at=when)
+    """Revoke the agent's tokens of that name (all of them without one) but ``keep``."""
+    statement = update(ApiToken).where(
+        ApiToken.agent_id == agent_id, ApiToken.revoked_at.is_(None), ApiToken.id != (keep or 0)
     )
+    if name is not None:
+        statement = statement.where(ApiToken.name == name)
+    await session.execute(statement.values(revoked_at=when))
+
+
+async def list_live_tokens(
+    session: AsyncSession, agent_id: int, name: str, now: datetime
+) -> list[ApiToken]:
+    return list(
+        await session.scalars(
+            select(ApiToken)
+            .where(
+                ApiToken.agent_id == agent_id,
+                ApiToken.name == name,
+                ApiToken.revoked_at.is_(None),
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+            )
+            .order_by(ApiToken.id)
+        )
+    )
+
+
+async def get_two_factor(
+    session: AsyncSession, agent_id: int, *, for_update: bool = False
+) -> TwoFactor | None:
+    # Locked while a code is checked, so two requests cannot both spend the same code.
+    return await session.get(TwoFactor, agent_id, with_for_update=for_update)
+
+
+async def delete_two_factor(session: AsyncSession, agent_id: int) -> bool:
+    result = await session.execute(
+        delete(TwoFactor).where(TwoFactor.agent_id == agent_id).returning(TwoFactor.agent_id)
+    )
+    return result.first() is not None
+
+
+async def locked_until(session: AsyncSession, email: str) -> datetime | None:
+    return await session.scalar(select(LoginLock.locked_until).where(LoginLock.email == email))
+
+
+async def add_login_failure(session: AsyncSession, email: str, now: datetime) -> int:
+    """One more failure for ``email`` in a single UPSERT (replicas may count at once); the new
+    count."""
+    statement = (
+        insert(LoginLock)
+        .values(email=email, failures=1, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=[LoginLock.email],
+            set_={"failures": LoginLock.failures + 1, "updated_at": now},
+        )
+        .returning(LoginLock.failures)
+    )
+    return (await session.execute(statement)).scalar_one()
+
+
+async def lock_login(session: AsyncSession, email: str, until: datetime, now: datetime) -> None:
+    await session.execute(
+        update(LoginLock)
+        .where(LoginLock.email == email)
+        .values(failures=0, locked_until=until, updated_at=now)
+    )
+
+
+async def clear_login_failures(session: AsyncSession, email: str) -> bool:
+    result = await session.execute(
+        delete(LoginLock).where(LoginLock.email == email).returning(LoginLock.email)
+    )
+    return result.first() is not None
 
 
 async def list_tokens(session: AsyncSession, agent_id: int | None) -> list[ApiToken]:

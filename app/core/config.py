@@ -7,9 +7,10 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Environment(StrEnum):
@@ -226,6 +227,35 @@ class Settings(BaseSettings):
         description="Login and token calls one client address may make per minute; 0 turns the "
         "limit off.",
     )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins in a row (wrong password or two-factor code) that lock an "
+        "account.",
+    )
+    login_lock_minutes: int = Field(
+        default=15, ge=1, description="How long an account stays locked after too many failures."
+    )
+    password_min_length: int = Field(
+        default=12,
+        ge=12,
+        le=1024,
+        description="Shortest password agents may set (12 at least).",
+    )
+    require_2fa_roles: Annotated[
+        list[Literal["admin", "supervisor", "agent", "external"]], NoDecode
+    ] = Field(
+        default_factory=list,
+        description="Roles that must use two-factor login, comma-separated: `admin,supervisor`. "
+        "Their agents get a token good only for enrolling until they have.",
+    )
+
+    @field_validator("require_2fa_roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [role.strip().lower() for role in value.split(",") if role.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

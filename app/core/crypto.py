@@ -1,7 +1,9 @@
-"""Secrets at rest (mailbox passwords, OAuth tokens): Fernet, keyed from the service's secret key.
+"""Secrets at rest (mailbox passwords, OAuth tokens, TOTP seeds): Fernet, keyed from the
+service's secret key.
 
 The Fernet key is derived with HKDF-SHA256 under a fixed label, so the secret key's other uses
-(signing, say) get unrelated keys, and a label of their own gives any new use another key.
+(signing, say) get unrelated keys, and a label of their own gives any new use another key (TOTP
+seeds have theirs).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _LABEL = b"ticketry secrets at rest: fernet v1"
+TOTP_LABEL = b"ticketry totp secrets: fernet v1"
 
 
 class SecretKeyChanged(Exception):
@@ -27,23 +30,23 @@ class SecretKeyChanged(Exception):
         )
 
 
-@lru_cache(maxsize=4)
-def _fernet(secret_key: str) -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(
+@lru_cache(maxsize=8)
+def _fernet(secret_key: str, label: bytes) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(
         secret_key.encode("utf-8")
     )
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
-def encrypt(secret_key: str, plaintext: str) -> str:
+def encrypt(secret_key: str, plaintext: str, *, label: bytes = _LABEL) -> str:
     """An authenticated, timestamped, URL-safe token holding ``plaintext``."""
-    return _fernet(secret_key).encrypt(plaintext.encode("utf-8")).decode("ascii")
+    return _fernet(secret_key, label).encrypt(plaintext.encode("utf-8")).decode("ascii")
 
 
-def decrypt(secret_key: str, token: str) -> str:
+def decrypt(secret_key: str, token: str, *, label: bytes = _LABEL) -> str:
     """The plaintext of a token from :func:`encrypt` with the same key; ``SecretKeyChanged``
     when it was made with another key (a token cannot tell a changed key from damage)."""
     try:
-        return _fernet(secret_key).decrypt(token.encode("ascii")).decode("utf-8")
+        return _fernet(secret_key, label).decrypt(token.encode("ascii")).decode("utf-8")
     except (InvalidToken, UnicodeError) as exc:
         raise SecretKeyChanged from exc
