@@ -82,27 +82,40 @@ class Scheduler:
                 break
             if on_start is not None:
                 on_start(name)
-            started = time.perf_counter()
-            handled = await run(self.maker, moment)
-            results.append(PassResult(name, handled, time.perf_counter() - started))
+            results.append(await self._timed(name, run, moment))
         return results
+
+    async def _timed(self, name: str, run: PassFunction, moment: datetime) -> PassResult:
+        started = time.perf_counter()
+        handled = await run(self.maker, moment)
+        return PassResult(name, handled, time.perf_counter() - started)
+
+    async def _run_passes(self, stop: asyncio.Event) -> None:
+        """One round; a pass that fails (the database gone for a moment) is logged and the
+        others still run: it is tried again next round."""
+        moment = self.clock()
+        for name, run in self.passes:
+            if stop.is_set():
+                return
+            try:
+                result = await self._timed(name, run, moment)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("scheduler_pass_failed", name=name, error=str(exc))
+                continue
+            if result.handled:
+                log.info(
+                    "scheduler_pass",
+                    name=name,
+                    handled=result.handled,
+                    seconds=round(result.seconds, 3),
+                )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the passes every interval until ``stop`` is set; a batch in hand is finished
         first."""
         log.info("scheduler_started", interval_seconds=self.interval_seconds)
         while not stop.is_set():
-            try:
-                for result in await self.run_once(stop=stop):
-                    if result.handled:
-                        log.info(
-                            "scheduler_pass",
-                            name=result.name,
-                            handled=result.handled,
-                            seconds=round(result.seconds, 3),
-                        )
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("scheduler_failed", error=str(exc))
+            await self._run_passes(stop)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval_seconds)
         log.info("scheduler_stopped")

@@ -129,6 +129,26 @@ async def test_the_loop_stops_between_passes_when_told() -> None:
     assert ran == ["first"]
 
 
+async def test_a_failing_pass_leaves_the_others_running() -> None:
+    stop = asyncio.Event()
+    ran: list[str] = []
+
+    async def broken(maker: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        ran.append("broken")
+        raise OSError("connection refused")
+
+    async def last(maker: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        ran.append("last")
+        stop.set()
+        return 0
+
+    scheduler = Scheduler(
+        async_sessionmaker(), [("broken", broken), ("last", last)], interval_seconds=3600
+    )
+    await asyncio.wait_for(scheduler.run(stop), timeout=5)
+    assert ran == ["broken", "last"]
+
+
 async def test_a_pass_told_to_stop_reads_no_further_batch(
     committed: async_sessionmaker[AsyncSession],
 ) -> None:
