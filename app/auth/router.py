@@ -56,7 +56,7 @@ async def _login_attempt(maker: async_sessionmaker[AsyncSession]) -> AsyncIterat
 
 @router.post(
     "/login",
-    response_model=TokenCreated,
+    response_model=TokenCreated | LoginChallenge,
     status_code=status.HTTP_201_CREATED,
     responses={
         status.HTTP_202_ACCEPTED: {

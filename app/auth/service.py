@@ -303,7 +303,12 @@ def _spend(two_factor: TwoFactor, factor: SecondFactor, secret_key: str, now: da
 
 
 def _spend_code(two_factor: TwoFactor, code: str, secret_key: str, now: datetime) -> bool:
-    secret = crypto.decrypt(secret_key, two_factor.secret_encrypted, label=crypto.TOTP_LABEL)
+    try:
+        secret = crypto.decrypt(secret_key, two_factor.secret_encrypted, label=crypto.TOTP_LABEL)
+    except crypto.SecretKeyChanged as exc:
+        raise Conflict(
+            f"{exc} For two-factor login: an admin resets it and the agent enrols again."
+        ) from exc
     step = two_factor_codes.accepted_step(secret, code, now, two_factor.last_used_step)
     if step is None:
         return False

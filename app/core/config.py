@@ -227,6 +227,12 @@ class Settings(BaseSettings):
         description="Login and token calls one client address may make per minute; 0 turns the "
         "limit off.",
     )
+    hsts_max_age_seconds: int = Field(
+        default=0,
+        ge=0,
+        description="Send Strict-Transport-Security with this max-age (only behind HTTPS, e.g. "
+        "31536000); 0 sends none.",
+    )
     login_max_failures: int = Field(
         default=5,
         ge=1,

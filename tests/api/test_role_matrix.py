@@ -33,6 +33,13 @@ CASES = [
     Case("GET", "/auth/tokens", "external"),
     Case("POST", "/auth/tokens", "external", {"name": "skript"}),
     Case("DELETE", "/auth/tokens/{own_token}", "external"),
+    Case("GET", "/auth/2fa", "external"),
+    Case("POST", "/auth/2fa/enrol", "external"),
+    Case("GET", "/auth/sessions", "external"),
+    Case("DELETE", "/auth/sessions", "external"),
+    Case("DELETE", "/auth/agents/{colleague}/2fa", "admin"),
+    Case("POST", "/auth/agents/{colleague}/unlock", "admin"),
+    Case("DELETE", "/auth/agents/{colleague}/tokens", "admin"),
     Case("GET", "/tickets", "external"),
     Case(
         "POST",
