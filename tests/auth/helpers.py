@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pyotp
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -43,3 +44,15 @@ def code(secret: str, steps_ahead: int = 0) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def enrol(client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[str, list[str]]:
+    """Enrol and confirm with the current code; the seed and the recovery codes."""
+    started = await client.post("/api/v1/auth/2fa/enrol", headers=headers)
+    assert started.status_code == 201, started.text
+    secret: str = started.json()["secret"]
+    confirmed = await client.post(
+        "/api/v1/auth/2fa/confirm", headers=headers, json={"code": code(secret)}
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return secret, confirmed.json()["recovery_codes"]

@@ -13,8 +13,7 @@ from app.auth import service
 from app.auth.schemas import TokenCreated
 from app.core.clock import utcnow
 from tests.api.test_rate_limits import fresh_window
-from tests.auth.helpers import audit_actions, changed_settings, code
-from tests.auth.test_two_factor import enrol
+from tests.auth.helpers import audit_actions, changed_settings, code, enrol
 from tests.conftest import TEST_PASSWORD, Caller, MakeAgent
 
 LOGIN = "/api/v1/auth/login"

@@ -13,22 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import two_factor
 from app.core import crypto
 from app.core.config import Settings
-from tests.auth.helpers import audit_actions, bearer, changed_settings, code
+from tests.auth.helpers import audit_actions, bearer, changed_settings, code, enrol
 from tests.conftest import TEST_PASSWORD, Caller, MakeAgent
 
 LOGIN = "/api/v1/auth/login"
-
-
-async def enrol(client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[str, list[str]]:
-    """Enrol and confirm with the current code; the seed and the recovery codes."""
-    started = await client.post("/api/v1/auth/2fa/enrol", headers=headers)
-    assert started.status_code == 201, started.text
-    secret: str = started.json()["secret"]
-    confirmed = await client.post(
-        "/api/v1/auth/2fa/confirm", headers=headers, json={"code": code(secret)}
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    return secret, confirmed.json()["recovery_codes"]
 
 
 def test_a_code_is_taken_one_step_either_side_and_only_after_the_last_one() -> None:
