@@ -15,6 +15,7 @@ from app.customers.router import router as customers
 from app.events.router import router as events
 from app.export.router import router as export
 from app.followups.router import router as follow_ups
+from app.gdpr.router import router as subject_rights
 from app.incidents.router import router as incidents
 from app.incidents.router import ticket_updates_router as proactive_updates
 from app.ingest.router import router as ingest
@@ -49,6 +50,7 @@ for domain_router in (
     attachments,
     customers,
     customer_history_router,
+    subject_rights,
     organisations,
     queues,
     agents,

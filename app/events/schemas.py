@@ -206,6 +206,15 @@ class CustomerMerged(_CustomerEvent):
     tickets_moved: int
 
 
+class CustomerErased(_CustomerEvent):
+    """A customer was erased on their request (GDPR Art. 17): their messages, files and raw
+    mail are gone, their tickets kept as anonymous statistics. Forget what you hold of them."""
+
+    type_name = "customer.erased"
+
+    erased: dict[str, int] = Field(description="Rows erased or anonymised, per table.")
+
+
 class MailQuarantined(EventData):
     """An incoming mail could not be processed and was set aside; it can be retried."""
 
@@ -289,6 +298,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CustomerCreated,
         CustomerUpdated,
         CustomerMerged,
+        CustomerErased,
         MailQuarantined,
         OutboundFailed,
         RoutingNotify,

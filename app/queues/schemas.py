@@ -14,7 +14,7 @@ from pydantic import (
 
 from app.agents.schemas import SkillLevel
 from app.core.types import Description, EmailAddress, reject_null, unique_in_order
-from app.queues.models import CustomerFields
+from app.queues.models import CustomerFields, RetentionAction
 from app.tickets.models import TicketPriority
 
 QueueName = Annotated[
@@ -49,6 +49,14 @@ _ACKNOWLEDGE = (
 )
 _ACKNOWLEDGEMENT_TEMPLATE = "The template of the acknowledgement; null: the mailbox's."
 _SLA_POLICY = "The SLA policy of this queue's tickets unless a routing rule sets one; null: none."
+_RETENTION_MONTHS = (
+    "Closed tickets of this queue older than this many months are anonymised or deleted by the "
+    "retention pass (see `GET /retention/preview`); null: kept."
+)
+_RETENTION_ACTION = (
+    "`anonymise`: keep the ticket as a statistics row without content; `delete`: remove it."
+)
+RetentionMonths = Annotated[int, Field(ge=1, le=1200)]
 
 
 class QueueCreate(BaseModel):
@@ -66,6 +74,10 @@ class QueueCreate(BaseModel):
         default=None, description=_ACKNOWLEDGEMENT_TEMPLATE
     )
     sla_policy_id: int | None = Field(default=None, description=_SLA_POLICY)
+    retention_months: RetentionMonths | None = Field(default=None, description=_RETENTION_MONTHS)
+    retention_action: RetentionAction = Field(
+        default=RetentionAction.anonymise, description=_RETENTION_ACTION
+    )
 
 
 class QueueUpdate(BaseModel):
@@ -83,10 +95,12 @@ class QueueUpdate(BaseModel):
         default=None, description=_ACKNOWLEDGEMENT_TEMPLATE
     )
     sla_policy_id: int | None = Field(default=None, description=_SLA_POLICY)
+    retention_months: RetentionMonths | None = Field(default=None, description=_RETENTION_MONTHS)
+    retention_action: RetentionAction | None = Field(default=None, description=_RETENTION_ACTION)
 
-    _not_null = field_validator("name", "inbound_addresses", "default_priority", "required_skills")(
-        reject_null
-    )
+    _not_null = field_validator(
+        "name", "inbound_addresses", "default_priority", "required_skills", "retention_action"
+    )(reject_null)
 
 
 class GrantSettings(BaseModel):
@@ -114,6 +128,8 @@ class QueueRead(BaseModel):
     acknowledge: bool | None
     acknowledgement_template_id: int | None
     sla_policy_id: int | None = Field(description=_SLA_POLICY)
+    retention_months: int | None = Field(description=_RETENTION_MONTHS)
+    retention_action: RetentionAction = Field(description=_RETENTION_ACTION)
     created_at: datetime
     updated_at: datetime
     version: int

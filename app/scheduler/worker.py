@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import utcnow
 from app.followups.scheduler import run_follow_up_pass
+from app.gdpr.retention import run_retention_pass
 from app.incidents.scheduler import run_proactive_update_pass
 from app.outbound.service import OutboundConfig
 from app.scheduler.service import run_automation_pass
@@ -50,6 +51,7 @@ def passes(
         ("automations", partial(run_automation_pass, config=config, stop=stop)),
         ("follow_ups", run_follow_up_pass),
         ("proactive_updates", partial(run_proactive_update_pass, config=config)),
+        ("retention", run_retention_pass),
     ]
 
 

@@ -27,6 +27,7 @@ async def test_the_types_are_published_with_version_and_schema(
         "customer.created",
         "customer.updated",
         "customer.merged",
+        "customer.erased",
         "mail.quarantined",
         "outbound.failed",
         "routing.notify",

@@ -187,4 +187,5 @@ async def test_run_once_runs_every_pass_at_the_moment_given(
         "automations",
         "follow_ups",
         "proactive_updates",
+        "retention",
     ]

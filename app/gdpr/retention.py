@@ -1,0 +1,124 @@
+"""Retention: tickets closed longer than their queue's ``retention_months`` are anonymised
+(kept as statistics rows, as in an erasure) or deleted, by a scheduler pass; the preview
+reports what the next pass would do.
+
+Only tickets are handled. A customer left without tickets is not erased: the customer record
+may be kept for other reasons (a contract, the CRM it mirrors), and erasing a person is a
+decision taken on their request (``POST /customers/{id}/erase``), not by a timer.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.agents.models import AgentRole
+from app.audit import service as audit
+from app.auth.schemas import Principal, system_principal
+from app.gdpr import repository
+from app.gdpr.redaction import ERASED
+from app.gdpr.schemas import RetentionPreview, RetentionQueuePreview
+from app.gdpr.service import Scope, erase_content
+from app.queues.models import Queue, RetentionAction
+from app.tickets.models import Ticket
+
+ACTOR = "retention"
+"""How the audit log names the retention pass."""
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same day and time ``months`` calendar months earlier (the month's last day when it
+    is shorter)."""
+    index = moment.year * 12 + moment.month - 1 - months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def _closed_before(queue: Queue, now: datetime) -> datetime:
+    assert queue.retention_months is not None
+    return months_before(now, queue.retention_months)
+
+
+async def preview(session: AsyncSession, actor: Principal, now: datetime) -> RetentionPreview:
+    """Per queue with a retention period: how many tickets the pass would handle at ``now``,
+    and the oldest (admin). Nothing is changed."""
+    actor.require(AgentRole.admin)
+    items = []
+    for queue in await repository.retention_queues(session):
+        closed_before = _closed_before(queue, now)
+        count, oldest = await repository.expired_summary(session, queue.id, closed_before, ERASED)
+        items.append(
+            RetentionQueuePreview(
+                queue_id=queue.id,
+                queue_name=queue.name,
+                retention_months=queue.retention_months or 0,
+                action=queue.retention_action,
+                closed_before=closed_before,
+                tickets=count,
+                oldest_closed_at=oldest,
+            )
+        )
+    return RetentionPreview(at=now, queues=items)
+
+
+async def apply(
+    session: AsyncSession, actor: Principal, queue: Queue, ticket_ids: list[int]
+) -> dict[str, int]:
+    """Anonymise or delete the tickets (locked by the caller) as the queue says; audited as
+    one ``retention.applied`` event on the queue, which also redacts the audit events about
+    the tickets."""
+    messages = await repository.messages_of(session, ticket_ids)
+    counts: Counter[str] = Counter()
+    scope = Scope(ticket_ids=ticket_ids, message_ids=[m.id for m in messages])
+    redactions = await erase_content(session, scope, counts)
+    if queue.retention_action is RetentionAction.delete:
+        counts["tickets"] = await repository.delete_by_id(session, Ticket.id, ticket_ids)
+    else:
+        counts["tickets"] = await repository.anonymise_tickets(session, ticket_ids, ERASED)
+    for message in messages:
+        session.expunge(message)
+    erased = dict(sorted(counts.items()))
+    await audit.redact(
+        session,
+        actor,
+        redactions,
+        "retention.applied",
+        "queue",
+        queue.id,
+        after={
+            "action": queue.retention_action.value,
+            "retention_months": queue.retention_months,
+            "ticket_ids": ticket_ids,
+            "erased": erased,
+        },
+    )
+    return erased
+
+
+async def run_retention_pass(
+    maker: async_sessionmaker[AsyncSession], now: datetime, *, batch: int = 200
+) -> int:
+    """Anonymise or delete every ticket past its queue's retention at ``now``; returns how
+    many. Each batch is claimed (``FOR UPDATE SKIP LOCKED``) and handled in one transaction,
+    so passes side by side never handle a ticket twice."""
+    actor = system_principal(ACTOR)
+    async with maker() as session:
+        queues = await repository.retention_queues(session)
+    handled = 0
+    for queue in queues:
+        closed_before = _closed_before(queue, now)
+        while True:
+            async with maker.begin() as session:
+                ticket_ids = await repository.claim_expired(
+                    session, queue.id, closed_before, ERASED, batch
+                )
+                if ticket_ids:
+                    await apply(session, actor, queue, ticket_ids)
+            handled += len(ticket_ids)
+            if len(ticket_ids) < batch:
+                break
+    return handled
