@@ -41,6 +41,8 @@ class OutgoingMail:
     automatic: bool = False
     """An acknowledgement or other mail no person wrote: marked so that auto-responders stay
     silent (RFC 3834)."""
+    auto_submitted: str = "auto-replied"
+    """How an automatic mail came about: ``auto-generated`` when it answers no mail."""
     attachments: list[OutgoingFile] = field(default_factory=list)
 
     @property
@@ -95,7 +97,7 @@ def build(mail: OutgoingMail, *, date: datetime) -> EmailMessage:
     if mail.references:
         message["References"] = " ".join(mail.references)
     if mail.automatic:
-        message["Auto-Submitted"] = "auto-replied"
+        message["Auto-Submitted"] = mail.auto_submitted
         # Outlook and Exchange honour this instead: no out-of-office answer to an answer.
         message["X-Auto-Response-Suppress"] = "All"
     message.set_content(mail.body_text, cte="quoted-printable")

@@ -4,7 +4,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdMixin
@@ -22,6 +34,9 @@ class DeliveryStatus(StrEnum):
 class MailPurpose(StrEnum):
     reply = "reply"
     acknowledgement = "acknowledgement"
+    notification = "notification"
+    """To agents about a ticket (a rule's or an escalation step's ``notify_email``): no
+    message of the ticket, so the mail itself is kept on the row."""
 
 
 class OutboundMail(IdMixin, Base):
@@ -37,9 +52,15 @@ class OutboundMail(IdMixin, Base):
             "id",
             postgresql_where=text("status = 'queued'"),
         ),
+        # A mail is either a message of the ticket or a notification carrying its own content.
+        CheckConstraint(
+            "(message_id IS NULL) = (to_addresses IS NOT NULL AND subject IS NOT NULL"
+            " AND body_text IS NOT NULL AND mail_message_id IS NOT NULL)",
+            name="message_or_content",
+        ),
     )
 
-    message_id: Mapped[int] = mapped_column(
+    message_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), unique=True
     )
     ticket_id: Mapped[int] = mapped_column(
@@ -61,3 +82,9 @@ class OutboundMail(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     sent_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]
+    # A notification's mail (NULL for a message's, which the message holds).
+    to_addresses: Mapped[list[str] | None] = mapped_column(ARRAY(String(320)))
+    subject: Mapped[str | None] = mapped_column(String(998))
+    body_text: Mapped[str | None] = mapped_column(Text)
+    mail_message_id: Mapped[str | None] = mapped_column(String(998))
+    """The Message-ID header, fixed when queued so a retry sends the same."""

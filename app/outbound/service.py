@@ -1,11 +1,15 @@
 """Mail that goes out: replies and acknowledgements are written to the outbox in the transaction
-that writes their message, and sent by a worker after commit (see ``worker.py``)."""
+that writes their message, notifications to agents in the transaction that decided them; a
+worker sends them after commit (see ``worker.py``)."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import make_msgid
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +37,7 @@ from app.outbound.models import DeliveryStatus, MailPurpose, OutboundMail
 from app.outbound.smtp import Delivery, SmtpFailure
 from app.queues import service as queues
 from app.templates import service as templates
+from app.templates.rendering import render_source
 from app.tickets import service as tickets
 from app.tickets.models import Channel, MailKind, Message, MessageDirection, Ticket
 from app.tickets.schemas import MessageCreate
@@ -301,6 +306,97 @@ async def auto_reply(
     return message, f"queued to {address}"
 
 
+# --- notifying agents ------------------------------------------------------------------------
+
+
+def _notification_text(title: str, current: Mapping[str, Any], cause: str, link: str) -> str:
+    """The built-in notification: what the ticket is, why it is mailed, where to open it."""
+    return (
+        f"{title}\n"
+        f"Priority: {current['priority']}\n"
+        f"Status: {current['status']}\n"
+        f"Why: {cause}\n"
+        f"\n"
+        f"{link}\n"
+    )
+
+
+async def _notification_content(
+    session: AsyncSession,
+    ticket: Ticket,
+    template_id: int | None,
+    cause: str,
+    current: Mapping[str, Any],
+    config: OutboundConfig,
+) -> tuple[str, str] | str:
+    """The subject and text of a notification, or why there is none."""
+    link = f"{config.public_base_url}/api/v1/tickets/{ticket.id}"
+    # The ticket's number without its [#...] tag: an agent answering the notification must
+    # not write into the customer's conversation.
+    subject = f"Ticket {config.ticket_number_prefix}{ticket.number}: {ticket.subject}"
+    if template_id is None:
+        return subject, _notification_text(subject, current, cause, link)
+    template = await templates.find_template(session, template_id)
+    if template is None or not template.active:
+        return f"not sent: template {template_id} no longer exists or is not active"
+    variables = await templates.variables_for_ticket(
+        session,
+        ticket,
+        agent_name=None,
+        agent_email=None,
+        public_base_url=config.public_base_url,
+        ticket_number_prefix=config.ticket_number_prefix,
+    )
+    variables["ticket"].update(current)
+    try:
+        rendered = render_source(template.subject, template.body, template.body_format, variables)
+    except Invalid as exc:
+        return f"not sent: template {template_id} cannot be filled in: {exc.detail}"
+    return rendered.subject or subject, rendered.body_text
+
+
+async def notify(
+    session: AsyncSession,
+    ticket: Ticket,
+    addresses: Sequence[str],
+    *,
+    template_id: int | None,
+    cause: str,
+    current: Mapping[str, Any],
+    config: OutboundConfig,
+) -> tuple[OutboundMail | None, str]:
+    """Queue a mail about the ticket to agents (or a fixed address), apart from the customer's
+    conversation: the template when given, else the built-in text; ``current`` holds the
+    ticket's priority and status as the caller leaves them. Returns the outbox row, or None
+    and why not."""
+    mailbox = await sending_mailbox(session, ticket)
+    if mailbox is None:
+        return None, "not sent: the ticket has no mailbox to send from"
+    refused = await refused_recipients(session, list(addresses))
+    not_to = "; ".join(f"not to {address}: {reason}" for address, reason in refused.items())
+    to = [address for address in addresses if address not in refused]
+    if not to:
+        return None, f"not sent: {not_to}"
+    content = await _notification_content(session, ticket, template_id, cause, current, config)
+    if isinstance(content, str):
+        return None, content
+    subject, body_text = content
+    _, from_address = mailboxes.sender_address(mailbox)
+    row = OutboundMail(
+        ticket_id=ticket.id,
+        mailbox_id=mailbox.id,
+        purpose=MailPurpose.notification,
+        to_addresses=to,
+        subject=" ".join(subject.split())[:998],
+        body_text=body_text,
+        mail_message_id=make_msgid("ticketry-notification", email_domain(from_address)),
+    )
+    session.add(row)
+    await session.flush()
+    outcome = f"email to {', '.join(to)} queued (outbound mail {row.id})"
+    return row, f"{outcome}; {not_to}" if not_to else outcome
+
+
 # --- the outcome of a sending attempt ----------------------------------------------------------
 
 
@@ -344,6 +440,9 @@ async def record_failure(
     row.status = DeliveryStatus.failed
     row.failed_at = now
     log.warning("mail_failed", outbound_id=row.id, attempts=row.attempts, error=failure.reason)
+    if row.message_id is None:
+        # A notification: the event is about a message of the ticket; the row says it failed.
+        return
     await events.emit(
         session,
         OutboundFailed(
@@ -365,8 +464,26 @@ async def outgoing_mail(
     session: AsyncSession, row: OutboundMail, mailbox: Mailbox
 ) -> tuple[str, OutgoingMail]:
     """The envelope sender and the mail to build for an outbox row."""
-    message = await tickets.message_with_attachments(session, row.message_id)
     from_name, from_address = mailboxes.sender_address(mailbox)
+    if row.message_id is None:
+        assert row.to_addresses is not None  # the table's check: a notification has its mail
+        assert row.subject is not None
+        assert row.body_text is not None
+        assert row.mail_message_id is not None
+        return from_address, OutgoingMail(
+            message_id=row.mail_message_id,
+            from_address=from_address,
+            from_name=from_name,
+            to=row.to_addresses,
+            cc=[],
+            bcc=[],
+            subject=row.subject,
+            body_text=row.body_text,
+            body_html=None,
+            automatic=True,
+            auto_submitted="auto-generated",
+        )
+    message = await tickets.message_with_attachments(session, row.message_id)
     files = [
         OutgoingFile(
             filename=a.filename,

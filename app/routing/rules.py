@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from app.core.types import EmailAddress
 from app.routing.facts import FIELDS, PREFIXED_FIELDS, Trigger, ValueKind, Weekday, field_spec
 from app.routing.text import fold, words
 
@@ -408,6 +409,32 @@ class Notify(_Strict):
     note: Annotated[str, Field(max_length=1000)] | None = None
 
 
+class NotifyRecipient(StrEnum):
+    assignee = "assignee"
+    """The agent the ticket is assigned to."""
+    team = "team"
+    """The active members of the ticket's team (its queue's team when it has none)."""
+    supervisors = "supervisors"
+    """The active supervisors among those members."""
+
+
+class NotifyEmail(_Strict):
+    """Mail agents (or a fixed address, such as a duty phone's) about the ticket: the
+    template when given, else a short built-in text. Never the customer, and never part of the
+    ticket's conversation."""
+
+    type: Literal["notify_email"] = "notify_email"
+    to: NotifyRecipient | None = None
+    address: EmailAddress | None = None
+    template_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> NotifyEmail:
+        if (self.to is None) == (self.address is None):
+            raise _invalid("notify_email takes exactly one of to or address")
+        return self
+
+
 class Stop(_Strict):
     """End the evaluation after this rule, as ``stop: true`` on the rule does."""
 
@@ -428,6 +455,7 @@ Action = Annotated[
     | MarkSpam
     | Close
     | Notify
+    | NotifyEmail
     | Stop,
     Field(discriminator="type"),
 ]

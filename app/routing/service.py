@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents import service as agents
 from app.agents.models import AgentRole
 from app.audit import service as audit
-from app.auth.schemas import Principal
+from app.auth.schemas import Principal, system_principal
 from app.core.clock import utcnow
 from app.core.errors import Invalid, NotFound, check_version
 from app.core.types import email_domain, unique_in_order
@@ -52,6 +52,8 @@ from app.routing.rules import (
     FieldCondition,
     MarkSpam,
     Notify,
+    NotifyEmail,
+    NotifyRecipient,
     RaisePriority,
     RemoveTags,
     Rule,
@@ -86,6 +88,10 @@ MAX_BODY_CHARS = 20_000
 """Rules see the first part of a long body: enough for trigger words, bounded in time."""
 SPAM_TAG = "spam"
 REPLAY_EXAMPLES = 10
+
+_RULES = system_principal("routing")
+"""Who looks up whom a rule mails: that is the rule's business (an admin wrote it), not a
+question of what the agent whose change set the rule off may see."""
 
 _COMPILED_KEPT = 8
 _compiled: dict[tuple[int, datetime], CompiledRuleSet] = {}
@@ -161,8 +167,9 @@ async def _check_references(session: AsyncSession, definition: RuleSetDefinition
 async def check_action_references(
     session: AsyncSession, actions: Sequence[Action], *, owner: str, loc: str
 ) -> None:
-    """Every queue, agent, team, template and SLA policy the actions name must exist (rules,
-    SLA escalation steps); ``loc`` locates the actions in the request."""
+    """Every queue, agent, team, template and SLA policy the actions name must exist, and a
+    fixed address to notify must be one mail may go to (rules, SLA escalation steps); ``loc``
+    locates the actions in the request."""
     for a, action in enumerate(actions):
         for field, exists in _REFERENCES:
             value = getattr(action, field, None)
@@ -170,6 +177,13 @@ async def check_action_references(
                 raise Invalid(
                     f"{owner}: {field.removesuffix('_id')} {value} does not exist.",
                     field=f"{loc}.{a}.{field}",
+                )
+        if isinstance(action, NotifyEmail) and action.address is not None:
+            refused = await outbound.refused_recipients(session, [action.address])
+            if refused:
+                raise Invalid(
+                    f"{owner}: no mail can go to {action.address}: it {refused[action.address]}.",
+                    field=f"{loc}.{a}.address",
                 )
 
 
@@ -566,6 +580,8 @@ class _Plan:
     ticket: Ticket
     changes: dict[str, Any]
     applied: list[dict[str, Any]]
+    causes: dict[str, str]
+    """What each owner of actions is, said for people (a notification says why it came)."""
     auto_replied: bool = False
 
     def get(self, field: str) -> Any:
@@ -591,7 +607,7 @@ class RoutingContext:
 
 
 async def _apply_action(
-    session: AsyncSession, plan: _Plan, action: Action, context: RoutingContext
+    session: AsyncSession, plan: _Plan, owner: str, action: Action, context: RoutingContext
 ) -> str:
     ticket = plan.ticket
     match action:
@@ -644,7 +660,64 @@ async def _apply_action(
                     session, RoutingNotify(ticket_id=ticket.id, event=event, note=note)
                 )
             return f"event {event}"
+        case NotifyEmail():
+            return await _notify_email(session, plan, owner, action, context)
     return "stop: no rule after this one ran"
+
+
+async def _notify_email(
+    session: AsyncSession, plan: _Plan, owner: str, action: NotifyEmail, context: RoutingContext
+) -> str:
+    if action.address is not None:
+        addresses = [action.address]
+    else:
+        assert action.to is not None  # the rule language requires one of the two
+        addresses = await _agent_addresses(session, plan, action.to)
+        if not addresses:
+            return f"skipped: {_NOBODY[action.to]}"
+    if context.dry_run:
+        return f"would email {', '.join(addresses)}"
+    _, outcome = await outbound.notify(
+        session,
+        plan.ticket,
+        addresses,
+        template_id=action.template_id,
+        cause=plan.causes.get(owner, owner),
+        current={"priority": plan.get("priority").value, "status": plan.get("status").value},
+        config=context.config,
+    )
+    return outcome
+
+
+_NOBODY = {
+    NotifyRecipient.assignee: "the ticket has no active assignee to email",
+    NotifyRecipient.team: "the ticket's team (or its queue's) has no active member to email",
+    NotifyRecipient.supervisors: "the ticket's team (or its queue's) has no active supervisor",
+}
+
+
+async def _agent_addresses(session: AsyncSession, plan: _Plan, to: NotifyRecipient) -> list[str]:
+    """The addresses of the agents ``to`` names, as the actions so far leave the ticket."""
+    if to is NotifyRecipient.assignee:
+        assignee_id = plan.get("assignee_id")
+        agent = await agents.find_by_id(session, assignee_id) if assignee_id else None
+        return [agent.email] if agent is not None and agent.active else []
+    team_id = plan.get("team_id")
+    queue_id = plan.get("queue_id")
+    if team_id is None and queue_id is not None:
+        queue = await queues.find_queue(session, queue_id)
+        team_id = queue.team_id if queue is not None else None
+    if team_id is None:
+        return []
+    try:
+        members = await teams.list_members(session, _RULES, team_id)
+    except NotFound:
+        return []
+    return [
+        member.email
+        for member in members
+        if member.active and (to is NotifyRecipient.team or member.role is AgentRole.supervisor)
+    ]
 
 
 async def _auto_reply(
@@ -685,10 +758,14 @@ async def _assign(session: AsyncSession, plan: _Plan, action: Assign) -> str:
 async def _apply(
     session: AsyncSession, ticket: Ticket, decision: Decision, context: RoutingContext
 ) -> _Plan:
-    plan = _Plan(ticket=ticket, changes={}, applied=[])
+    plan = _Plan(ticket=ticket, changes={}, applied=[], causes=_rule_causes(decision))
     for owner, action in zip(decision.owners, decision.actions, strict=True):
-        plan.note(owner, action, await _apply_action(session, plan, action, context))
+        plan.note(owner, action, await _apply_action(session, plan, owner, action, context))
     return plan
+
+
+def _rule_causes(decision: Decision) -> dict[str, str]:
+    return {r.rule_id: f"rule {r.rule_id!r} ({r.name})" for r in decision.trace}
 
 
 def _trace_rules(decision: Decision) -> list[dict[str, Any]]:
@@ -776,9 +853,9 @@ async def fire_scheduled(
     if any(isinstance(action, SendAutoReply) for _, action in chosen):
         reply_to = await customers.primary_email(session, ticket.customer_id)
     context = RoutingContext(actor, config, reply_to=reply_to)
-    plan = _Plan(ticket=ticket, changes={}, applied=[])
+    plan = _Plan(ticket=ticket, changes={}, applied=[], causes=_rule_causes(decision))
     for owner, action in chosen:
-        plan.note(owner, action, await _apply_action(session, plan, action, context))
+        plan.note(owner, action, await _apply_action(session, plan, owner, action, context))
     await _keep(session, context, plan, facts, version)
     return plan.applied
 
@@ -789,15 +866,17 @@ async def apply_actions(
     actions: Sequence[Action],
     *,
     owner: str,
+    cause: str,
     actor: Principal,
     config: OutboundConfig,
 ) -> list[dict[str, Any]]:
-    """Apply actions that no rule decided (an SLA escalation step, named by ``owner``) as a
-    rule's are applied, set as one routing of the ticket; returns what each action did."""
-    plan = _Plan(ticket=ticket, changes={}, applied=[])
+    """Apply actions that no rule decided (an SLA escalation step, named by ``owner`` and
+    described for people by ``cause``) as a rule's are applied, set as one routing of the
+    ticket; returns what each action did."""
+    plan = _Plan(ticket=ticket, changes={}, applied=[], causes={owner: cause})
     context = RoutingContext(actor, config)
     for action in actions:
-        plan.note(owner, action, await _apply_action(session, plan, action, context))
+        plan.note(owner, action, await _apply_action(session, plan, owner, action, context))
     if plan.changes:
         await tickets.apply_routing(session, actor, ticket, plan.changes)
     return plan.applied

@@ -120,6 +120,10 @@ async def _escalate(
         ticket,
         policy_steps(policy.escalations)[step].actions,
         owner=f"sla-policy-{policy.id}-step-{step}",
+        cause=(
+            f"SLA policy {policy.name!r}, escalation step {step}: {at_percent} % of the "
+            f"{target.metric.value} target"
+        ),
         actor=ACTOR,
         config=config,
     )

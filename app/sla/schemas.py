@@ -10,6 +10,7 @@ from app.routing.rules import (
     AddTags,
     Assign,
     Notify,
+    NotifyEmail,
     RaisePriority,
     RemoveTags,
     SetCategory,
@@ -56,7 +57,8 @@ EscalationAction = Annotated[
     | RemoveTags
     | SetCustomField
     | Assign
-    | Notify,
+    | Notify
+    | NotifyEmail,
     Field(discriminator="type"),
 ]
 """The routing rules' actions that make sense without a new message: no automatic answer,
