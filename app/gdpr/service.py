@@ -272,7 +272,8 @@ async def _audit_redactions(
         for e in await audit.events_mentioning(session, needles)
         if e.id not in done
     ]
-    return redactions
+    # Events that held nothing to take out (ids and states only) stay as they are.
+    return [r for r in redactions if (r.before, r.after) != (r.event.before, r.event.after)]
 
 
 async def _scrub_events(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +18,18 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import service as audit
+from app.audit.chain import content_digest
 from app.audit.models import AuditChainLink, AuditEvent
 from app.audit.schemas import AuditVerification
 from app.audit.worker import AuditSealer
 from app.auth.schemas import system_principal
+from app.customers import service as customers
+from app.customers.schemas import CustomerCreate
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine, create_sessionmaker
+from app.gdpr import service as subject_rights
+from app.tickets import service as tickets
+from app.tickets.schemas import CustomerRef, FirstMessage, TicketCreate
 from tests.conftest import _drop_database, _recreate_database
 from tests.test_cli import cli_env, run_cli
 
@@ -249,3 +256,144 @@ async def test_the_cli_exits_0_on_an_intact_chain_and_1_at_the_first_break(
     assert "broken at position 1" in broken.stderr
     assert f"Audit event {ids[0]}" in broken.stderr
     assert "compare audit_events with a backup" in broken.stderr
+
+
+# --- redaction ---------------------------------------------------------------------------------
+
+
+async def _redact(maker: Maker, event_id: int, after: dict[str, object]) -> int:
+    """Redact one event through the recorded path; the id of the event that vouches for it."""
+    async with maker.begin() as session:
+        event = await session.get(AuditEvent, event_id)
+        assert event is not None
+        await audit.redact(
+            session,
+            ADMIN,
+            [audit.Redaction(event, event.before, after)],
+            "customer.erased",
+            "customer",
+            1,
+            after={"erased": {"audit_events": 1}},
+        )
+        return await _last_id(session)
+
+
+async def test_a_recorded_redaction_keeps_the_chain_whole_and_a_later_edit_still_shows(
+    maker: Maker,
+) -> None:
+    ids = await write(maker, 3, label="Søren Ærø")
+    await seal_everything(maker)
+
+    redactor = await _redact(maker, ids[1], {"note": "[erased]"})
+    result = await seal_everything(maker)
+
+    assert (result.ok, result.checked, result.redacted) == (True, 4, 1)
+    async with maker() as session:
+        event = await session.get(AuditEvent, ids[1])
+        vouching = await session.get(AuditEvent, redactor)
+    assert event is not None
+    assert event.after == {"note": "[erased]"}
+    assert vouching is not None
+    assert vouching.after is not None
+    assert vouching.after["audit_redactions"]["count"] == 1
+
+    await _as_superuser(
+        maker, """UPDATE audit_events SET after = '{"note": "x"}' WHERE id = :id""", id=ids[1]
+    )
+    edited = await verify(maker)
+    assert not edited.ok
+    assert edited.first_broken is not None
+    assert (edited.first_broken.position, edited.first_broken.problem) == (2, "altered")
+
+
+async def test_a_redaction_no_sealed_event_vouches_for_is_a_broken_link(maker: Maker) -> None:
+    ids = await write(maker, 2)
+    await seal_everything(maker)
+
+    # Someone with full rights edits an event and records a redaction to cover it up.
+    await _as_superuser(maker, "UPDATE audit_events SET after = '{}' WHERE id = :id", id=ids[0])
+    async with maker() as session:
+        event = await session.get(AuditEvent, ids[0])
+        assert event is not None
+        digest = content_digest(event)
+    await _as_superuser(
+        maker,
+        "INSERT INTO audit_redactions (event_id, redacted_by_event_id, redacted_digest) "
+        "VALUES (:event_id, :by, :digest)",
+        event_id=ids[0],
+        by=ids[1],
+        digest=digest,
+    )
+    result = await verify(maker)
+
+    assert not result.ok
+    assert result.first_broken is not None
+    assert (result.first_broken.position, result.first_broken.event_id) == (1, ids[0])
+    assert "does not vouch" in result.first_broken.detail
+
+
+async def test_the_database_changes_audit_content_only_through_a_recorded_redaction(
+    maker: Maker,
+) -> None:
+    [event_id] = await write(maker, 1)
+    without_setting = "UPDATE audit_events SET after = '{}' WHERE id = :id"
+    with_setting = "SELECT set_config('ticketry.audit_redaction', 'on', true)"
+    async with maker() as session:
+        with pytest.raises(DBAPIError, match="is append-only"):
+            await session.execute(text(without_setting), {"id": event_id})
+    async with maker() as session:
+        await session.execute(text(with_setting))
+        with pytest.raises(DBAPIError, match="is append-only"):
+            await session.execute(text(without_setting), {"id": event_id})
+    redactor = await _redact(maker, event_id, {"note": "[erased]"})
+    async with maker() as session:
+        await session.execute(text(with_setting))
+        with pytest.raises(DBAPIError, match="is append-only"):
+            await session.execute(
+                text("UPDATE audit_events SET action = 'x' WHERE id = :id"), {"id": event_id}
+            )
+    for statement in (
+        "UPDATE audit_redactions SET redacted_digest = 'x'",
+        "DELETE FROM audit_redactions",
+        "TRUNCATE audit_redactions",
+    ):
+        async with maker() as session:
+            with pytest.raises(DBAPIError, match="is append-only"):
+                await session.execute(text(statement))
+    assert redactor > event_id
+
+
+async def test_verify_holds_after_a_customer_is_erased_and_catches_an_edit_after(
+    maker: Maker,
+) -> None:
+    email = f"kunde-{uuid.uuid4().hex[:8]}@example.dk"
+    async with maker.begin() as session:
+        customer = await customers.create_customer(
+            session, WRITER, CustomerCreate(name="Søren Ærø", emails=[email])
+        )
+        ticket = await tickets.create_ticket(
+            session,
+            WRITER,
+            TicketCreate(
+                subject="Min faktura",
+                customer=CustomerRef(id=customer.id),
+                message=FirstMessage(body_text="Hej, Søren her."),
+            ),
+        )
+        customer_id, ticket_id = customer.id, ticket.id
+    await seal_everything(maker)
+
+    async with maker.begin() as session:
+        erased = await subject_rights.erase_customer(session, ADMIN, customer_id, "By request")
+    result = await seal_everything(maker)
+
+    assert result.ok, result.first_broken
+    assert result.redacted == erased["audit_events"] >= 2
+    async with maker() as session:
+        about = await audit.events_about(session, {"ticket": [ticket_id]})
+    assert about
+    assert "Min faktura" not in str([e.after for e in about])
+    await _as_superuser(
+        maker, "UPDATE audit_events SET after = '{}' WHERE id = :id", id=about[0].id
+    )
+    assert not (await verify(maker)).ok
