@@ -65,6 +65,9 @@ CASES = [
     Case("PATCH", "/customers/{customer}", "agent", {"phone": "+47 22 00 00 00"}),
     Case("DELETE", "/customers/{spare_customer}", "supervisor"),
     Case("GET", "/customers/{customer}/tickets", "agent"),
+    Case("GET", "/customers/{customer}/export", "supervisor", params={"reason": "Indsigt"}),
+    Case("POST", "/customers/{spare_customer}/erase", "admin", {"reason": "Anmodning"}),
+    Case("GET", "/retention/preview", "admin"),
     Case("GET", "/customers/by-external/crm/S-1", "agent"),
     Case("PUT", "/customers/by-external/crm/K-1", "agent", {"emails": ["ny.kunde@example.no"]}),
     Case(
