@@ -292,9 +292,17 @@ async def delete_idempotency_records(
 ) -> int:
     """Stored answers that hold the person's data or are about their records (they are
     replayed only for a while anyway)."""
-    body = func.lower(func.convert_from(IdempotencyRecord.body, "UTF8"))
+    # The body as escaped text never fails to convert, whatever bytes it holds; needles are
+    # escaped alike. Lower-casing it there reaches ASCII letters only, so the usual spellings
+    # of a needle with other letters are tried too.
+    body = func.lower(func.encode(IdempotencyRecord.body, "escape"))
+    spellings = {
+        _bytea_escaped(form).lower()
+        for needle in needles
+        for form in (needle, needle.lower(), needle.upper(), needle.title())
+    }
     about: list[ColumnElement[bool]] = [
-        body.contains(needle.lower(), autoescape=True) for needle in needles
+        body.contains(spelling, autoescape=True) for spelling in sorted(spellings)
     ]
     if paths:
         about.append(IdempotencyRecord.path.op("~")(_any_path(paths)))
@@ -353,6 +361,14 @@ async def claim_expired(
         .with_for_update(skip_locked=True)
     )
     return list(await session.scalars(statement))
+
+
+def _bytea_escaped(value: str) -> str:
+    """``value``'s UTF-8 bytes as PostgreSQL's ``encode(..., 'escape')`` writes them."""
+    return "".join(
+        "\\\\" if byte == 0x5C else chr(byte) if 0x20 <= byte < 0x7F else f"\\{byte:03o}"
+        for byte in value.encode()
+    )
 
 
 def _any_path(paths: Sequence[str]) -> str:
