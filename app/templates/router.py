@@ -146,8 +146,10 @@ async def render_template(
     template_id: int,
     ticket_id: TicketId,
 ) -> RenderedRead:
-    """The template filled in for a ticket you may see, as your reply. 422 naming the value
-    when one is missing (e.g. a custom field the ticket lacks)."""
+    """The template filled in for a ticket you may see, as your reply. Numbers found in the
+    ticket's subject are masked here (the reply mailed keeps them); for an outside partner,
+    what their grant does not show of the customer, and the status link, are empty. 422
+    naming the value when one is missing (e.g. a custom field the ticket lacks)."""
     rendered = await service.render_for_ticket(
         session,
         principal,
@@ -155,5 +157,6 @@ async def render_template(
         ticket_id,
         public_base_url=settings.public_base_url,
         ticket_number_prefix=settings.ticket_number_prefix,
+        masked=True,
     )
     return RenderedRead.model_validate(rendered)

@@ -16,7 +16,9 @@ from app.core.pagination import SortKey, next_cursor
 from app.core.uniqueness import check_free
 from app.customers import service as customers
 from app.ingest.pipeline import ticket_reference
+from app.privacy.detectors import mask_text
 from app.queues import service as queues
+from app.queues.models import CustomerFields
 from app.status.service import status_link
 from app.templates import repository
 from app.templates.models import BodyFormat, Template, TemplateVersion
@@ -278,6 +280,20 @@ async def variables_for_ticket(
     }
 
 
+def _blank_for_partner(variables: dict[str, Any], shown: CustomerFields) -> None:
+    """Empty what the partner's grant does not show of the customer (as the ticket API
+    reduces the customer for them), and the status link, which opens the customer's own page.
+    Empty rather than refused, so one template serves staff and partners alike."""
+    hidden = {"number", "language"}
+    if shown is not CustomerFields.name_and_email:
+        hidden.add("email")
+    if shown is CustomerFields.none:
+        hidden |= {"name", "first_name"}
+    variables["customer"].update(dict.fromkeys(hidden, ""))
+    variables["organisation"]["name"] = ""
+    variables["status_link"] = ""
+
+
 async def render_for_ticket(
     session: AsyncSession,
     actor: Principal,
@@ -287,9 +303,14 @@ async def render_for_ticket(
     public_base_url: str,
     ticket_number_prefix: str,
     incident: Mapping[str, Any] | None = None,
+    masked: bool = False,
 ) -> Rendered:
     """The template filled in for a ticket the actor may see, as the actor's reply; with
-    ``incident``, the values of the incident the ticket gets a status update of."""
+    ``incident``, the values of the incident the ticket gets a status update of.
+
+    An outside partner gets only what their grant shows of the customer, in a preview and in
+    the reply they send alike: they read that reply afterwards. ``masked`` (a preview shown in
+    the API, not mail to the customer) masks the numbers found in the ticket's subject."""
     template = (await get_template(session, actor, template_id)).template
     ticket = await tickets.get_ticket(session, actor, ticket_id)
     agent = await agents.find_by_id(session, actor.agent_id) if actor.agent_id else None
@@ -303,6 +324,11 @@ async def render_for_ticket(
     )
     if incident is not None:
         variables["incident"] = dict(incident)
+    if actor.is_external:
+        shown = await queues.customer_fields(session, actor)
+        _blank_for_partner(variables, shown.get(ticket.queue_id or 0, CustomerFields.none))
+    if masked:
+        variables["ticket"]["subject"] = mask_text(ticket.subject)
     return render_source(template.subject, template.body, template.body_format, variables)
 
 

@@ -4,10 +4,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
+from app.core.config import Settings
+from app.queues.models import Queue
+from app.tickets.models import Message, MessageDirection
 from tests.conftest import Caller, MakeAgent
 from tests.helpers import audit_events
+from tests.outbound.conftest import make_mailbox
+from tests.smtpserver import SmtpSink
 
 TEMPLATES = "/api/v1/templates"
 
@@ -39,7 +46,11 @@ def _pointer(response: httpx.Response) -> str:
 
 
 async def _ticket(
-    client: httpx.AsyncClient, admin: Caller, queue_id: int | None = None, **fields: Any
+    client: httpx.AsyncClient,
+    admin: Caller,
+    queue_id: int | None = None,
+    subject: str = "Min ordre er forsinket",
+    **fields: Any,
 ) -> dict[str, Any]:
     """A ticket of Åse Ørsted (Danish, customer number K-1001, of Fjordværk A/S)."""
     organisation = await _post(client, admin, "/organisations", name="Fjordværk A/S")
@@ -57,7 +68,7 @@ async def _ticket(
         client,
         admin,
         "/tickets",
-        subject="Min ordre er forsinket",
+        subject=subject,
         queue_id=queue_id,
         customer={"id": customer["id"]},
         message={"body_text": "Hvor bliver min pakke af?"},
@@ -357,6 +368,76 @@ async def test_render_for_a_ticket(
     )
     assert "<br>\nStatus: " in rendered["body_html"]
     assert rendered["body_html"].endswith("<p>Hilsen Björn Sjöström &lt;bjorn@example.se&gt;</p>")
+
+
+CPR = "010190-1234"
+EVERY_CUSTOMER_VALUE = (
+    "{{ customer.name }}|{{ customer.first_name }}|{{ customer.email }}|{{ customer.number }}|"
+    "{{ customer.language }}|{{ organisation.name }}|{{ status_link }}|{{ agent.name }}"
+)
+
+
+async def test_a_partner_renders_only_what_their_grant_shows(
+    client: httpx.AsyncClient, admin: Caller, make_agent: MakeAgent, settings: Settings
+) -> None:
+    partner = await make_agent(AgentRole.external, name="Pia Partner")
+    queue = await _post(client, admin, "/queues", name="Partner")
+    ticket = await _ticket(client, admin, queue_id=queue["id"], subject=f"CPR {CPR}")
+    template = await _create(
+        client, admin, name="Alt", subject="Vedr. {{ ticket.subject }}", body=EVERY_CUSTOMER_VALUE
+    )
+    shown = {
+        "none": "|||||||Pia Partner",
+        "name": "Åse Ørsted|Åse||||||Pia Partner",
+        "name_and_email": "Åse Ørsted|Åse|aase@fjordvaerk.dk|||||Pia Partner",
+    }
+    for grant, body in shown.items():
+        granted = await client.put(
+            f"/api/v1/queues/{queue['id']}/grants/{partner.id}",
+            headers=admin.headers,
+            json={"customer_fields": grant},
+        )
+        assert granted.status_code == 200, granted.text
+        response = await _render(client, partner, template["id"], ticket["id"])
+        assert response.status_code == 200, response.text
+        assert response.json()["body_text"] == body, grant
+        assert response.json()["subject"] == "Vedr. CPR ******-**34"
+
+    # Staff see every value; the preview masks the subject's numbers for them too.
+    staff = (await _render(client, admin, template["id"], ticket["id"])).json()
+    assert staff["subject"] == "Vedr. CPR ******-**34"
+    name, first, email, number, language, organisation, link, _ = staff["body_text"].split("|")
+    assert (name, first, email, number) == ("Åse Ørsted", "Åse", "aase@fjordvaerk.dk", "K-1001")
+    assert (language, organisation) == ("da", "Fjordværk A/S")
+    assert link.startswith(f"{settings.public_base_url}/status/")
+
+
+async def test_a_reply_written_from_a_template_keeps_the_customers_numbers(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    admin: Caller,
+    smtp_sink: SmtpSink,
+    settings: Settings,
+) -> None:
+    mailbox = await make_mailbox(session, smtp_sink, settings.resolved_secret_key())
+    queue = Queue(name="Med postkasse", mailbox_id=mailbox.id)
+    session.add(queue)
+    await session.flush()
+    ticket = await _ticket(client, admin, queue_id=queue.id, subject=f"CPR {CPR}")
+    template = await _create(client, admin, name="Svar", body="Vedr. {{ ticket.subject }}")
+    reply = await client.post(
+        f"/api/v1/tickets/{ticket['id']}/messages",
+        headers=admin.headers,
+        json={"template_id": template["id"]},
+    )
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["body_text"] == "Vedr. CPR ******-**34"
+    mailed = await session.scalars(
+        select(Message.body_text).where(
+            Message.ticket_id == ticket["id"], Message.direction == MessageDirection.outbound
+        )
+    )
+    assert mailed.all() == [f"Vedr. CPR {CPR}"]
 
 
 async def test_render_escapes_values_in_html(client: httpx.AsyncClient, admin: Caller) -> None:
