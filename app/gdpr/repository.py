@@ -280,7 +280,7 @@ def events_about(entities: dict[str, Collection[int]]) -> ColumnElement[bool]:
             for kind, ids in entities.items()
             if ids
         ),
-        literal(False),
+        literal(False),  # never an empty OR
     )
 
 

@@ -82,7 +82,6 @@ class ExportedFile:
 class Export:
     """What a person's export holds: JSON documents by path, and files read when zipped."""
 
-    customer_id: int
     documents: dict[str, Any] = field(default_factory=dict)
     files: list[ExportedFile] = field(default_factory=list)
 
@@ -109,7 +108,7 @@ async def export_customer(
     customer = await _customer(session, customer_id)
     tickets = await repository.tickets_of(session, customer_id)
     messages = await repository.messages_of(session, [t.id for t in tickets])
-    export = Export(customer_id=customer_id)
+    export = Export()
     export.documents["customer.json"] = CustomerRead.model_validate(customer).model_dump(
         mode="json"
     )
