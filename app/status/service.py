@@ -7,6 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
 from app.ingest.pipeline import ticket_reference
+from app.privacy import service as privacy
+from app.privacy.detectors import mask_text
+from app.privacy.models import FindingField
 from app.status.schemas import Author, StatusMessage, StatusRead
 from app.tickets import service as tickets
 from app.tickets.models import MessageDirection, TicketStatus
@@ -35,10 +38,14 @@ async def ticket_status(
         # The same answer for a wrong and a malformed token: nothing to learn by guessing.
         raise NotFound("There is no ticket at this address. Check the link in your mail.")
     messages = await tickets.conversation(session, ticket.id, limit=MESSAGES_SHOWN)
+    # Whoever holds the link sees the page (a forwarded mail, a shared screen): values found
+    # in the texts are masked as in every API answer.
+    findings = await privacy.findings_by_message(session, [m.id for m in messages])
+    texts = [privacy.masked(privacy.message_texts(m), findings.get(m.id, []))[0] for m in messages]
     return StatusRead(
         ticket_number=ticket.number,
         reference=ticket_reference(ticket_number_prefix, ticket.number),
-        subject=ticket.subject,
+        subject=mask_text(ticket.subject),
         status=ticket.status,
         status_text=STATUS_TEXT[ticket.status],
         created_at=ticket.created_at,
@@ -49,8 +56,8 @@ async def ticket_status(
                 if m.direction is MessageDirection.inbound
                 else Author.support,
                 written_at=m.created_at,
-                text=m.new_text or m.body_text,
+                text=shown[FindingField.new_text] or shown[FindingField.body_text] or "",
             )
-            for m in messages
+            for m, shown in zip(messages, texts, strict=True)
         ],
     )

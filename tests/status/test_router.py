@@ -122,3 +122,35 @@ async def test_a_merged_tickets_link_shows_the_ticket_it_joined(
         await client.get(f"/status/{gone.status_token}", headers={"Accept": "application/json"})
     ).json()
     assert data["ticket_number"] == kept.number
+
+
+async def test_the_page_masks_identity_and_card_numbers(
+    client: httpx.AsyncClient, session: AsyncSession, make_agent: MakeAgent
+) -> None:
+    agent = await make_agent("agent")
+    created = await client.post(
+        "/api/v1/tickets",
+        headers=agent.headers,
+        json={
+            "subject": "Mit CPR 010190-1234",
+            "customer": {"email": "aase@example.no"},
+            "message": {"body_text": "CPR 010190-1234, kort 4111 1111 1111 1111"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    ticket = await session.get(Ticket, created.json()["id"])
+    assert ticket is not None
+
+    page = await client.get(f"/status/{ticket.status_token}")
+    json = await client.get(
+        f"/status/{ticket.status_token}", headers={"Accept": "application/json"}
+    )
+    for text in (page.text, json.text):
+        assert "010190-1234" not in text
+        assert "4111 1111 1111 1111" not in text
+    assert json.json()["subject"] == "Mit CPR ******-**34"
+    assert [m["text"] for m in json.json()["messages"]] == [
+        "CPR ******-**34, kort **** **** **** 1111"
+    ]
+    assert "Mit CPR ******-**34" in page.text
+    assert "kort **** **** **** 1111" in page.text
