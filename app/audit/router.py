@@ -64,5 +64,7 @@ async def export_audit_events(
 @router.get("/verify", response_model=AuditVerification, responses=responses(401, 403))
 async def verify_audit_chain(session: DbSession, principal: CurrentPrincipal) -> AuditVerification:
     """Seal the settled events into the hash chain, then check every link (admin): the first
-    altered or deleted event is reported; `unsealed` events are not covered yet."""
+    altered or deleted event is reported; `unsealed` events are not covered yet. Events whose
+    personal data an erasure or retention pass redacted hold (counted as `redacted`) when the
+    redaction is recorded and vouched for by the sealed event that made it."""
     return await service.verify(session, principal, utcnow())
