@@ -35,6 +35,7 @@ from app.outbound.compose import (
 )
 from app.outbound.models import DeliveryStatus, MailPurpose, OutboundMail
 from app.outbound.smtp import Delivery, SmtpFailure
+from app.privacy.detectors import mask_text
 from app.queues import service as queues
 from app.templates import service as templates
 from app.templates.rendering import render_source
@@ -331,9 +332,11 @@ async def _notification_content(
 ) -> tuple[str, str] | str:
     """The subject and text of a notification, or why there is none."""
     link = f"{config.public_base_url}/api/v1/tickets/{ticket.id}"
+    # Masked as in every answer to agents: this mail leaves for their inboxes.
+    shown_subject = mask_text(ticket.subject)
     # The ticket's number without its [#...] tag: an agent answering the notification must
     # not write into the customer's conversation.
-    subject = f"Ticket {config.ticket_number_prefix}{ticket.number}: {ticket.subject}"
+    subject = f"Ticket {config.ticket_number_prefix}{ticket.number}: {shown_subject}"
     if template_id is None:
         return subject, _notification_text(subject, current, cause, link)
     template = await templates.find_template(session, template_id)
@@ -347,7 +350,7 @@ async def _notification_content(
         public_base_url=config.public_base_url,
         ticket_number_prefix=config.ticket_number_prefix,
     )
-    variables["ticket"].update(current)
+    variables["ticket"].update(current, subject=shown_subject)
     try:
         rendered = render_source(template.subject, template.body, template.body_format, variables)
     except Invalid as exc:

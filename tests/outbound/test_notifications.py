@@ -77,7 +77,13 @@ async def test_a_scheduled_rule_mails_the_assignee_apart_from_the_conversation(
     assert (
         await put_rules(client, admin, rule({"type": "notify_email", "to": "assignee"}))
     ).is_success
-    ticket = await new_ticket(client, admin, queue_id=outbox.queue_id, assignee_id=agent.id)
+    ticket = await new_ticket(
+        client,
+        admin,
+        subject=f"{SUBJECT}: 4571 0000 0000 0001",
+        queue_id=outbox.queue_id,
+        assignee_id=agent.id,
+    )
 
     assert await run_automation_pass(maker, utcnow() + timedelta(hours=1), config=outbox.config)
     assert await outbox.worker.send_due() == 1
@@ -87,7 +93,9 @@ async def test_a_scheduled_rule_mails_the_assignee_apart_from_the_conversation(
     assert mail.recipients == ["agnete@firma.dk"]
     assert message["From"].addresses[0].addr_spec == LOGIN[0]
     assert message["Auto-Submitted"] == "auto-generated"
-    assert message["Subject"] == f"Ticket #{ticket['number']}: {SUBJECT}"
+    # The card number masked as in every answer to agents: the mail leaves for an inbox.
+    assert message["Subject"] == f"Ticket #{ticket['number']}: {SUBJECT}: **** **** **** 0001"
+    assert b"4571" not in mail.raw
     body = message.get_body(("plain",))
     assert body is not None
     text = body.get_content()
