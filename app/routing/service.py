@@ -682,7 +682,7 @@ async def _notify_email(
         plan.ticket,
         addresses,
         template_id=action.template_id,
-        cause=plan.causes.get(owner, owner),
+        cause=plan.causes[owner],
         current={"priority": plan.get("priority").value, "status": plan.get("status").value},
         config=context.config,
     )
