@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.types import EmailAddress
+from app.privacy.detectors import mask_text
 from app.routing.facts import Trigger
 from app.routing.rules import RuleSetDefinition
 from app.tickets.models import Channel, TicketPriority
@@ -76,7 +77,12 @@ class RuleOutcome(BaseModel):
     rule_id: str
     name: str
     matched: bool | None = Field(description="null: not evaluated (disabled, other trigger).")
-    why: str
+    why: Annotated[
+        str,
+        # The stored facts keep the text the rules saw; only the answer is masked.
+        AfterValidator(mask_text),
+        Field(description="Identity, card and account numbers quoted in it are masked."),
+    ]
 
 
 class AppliedAction(BaseModel):
@@ -120,7 +126,11 @@ class ReplayRequest(BaseModel):
 class ReplayChange(BaseModel):
     ticket_id: int
     number: int
-    subject: str
+    subject: Annotated[
+        str,
+        AfterValidator(mask_text),
+        Field(description="Identity, card and account numbers in it are masked."),
+    ]
     field: str = Field(examples=["queue_id"])
     now: Any = Field(description="The ticket's value today.")
     would_be: Any = Field(description="What the draft rules would have set.")

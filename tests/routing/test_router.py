@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.models import Event
-from app.routing.models import RuleSetVersion
+from app.routing.models import RoutingTrace, RuleSetVersion
 from app.tickets.models import Ticket
 from tests.conftest import Caller, MakeAgent
 from tests.helpers import audit_events
@@ -398,3 +398,61 @@ async def test_a_rule_answers_a_web_form_from_a_template_instead_of_the_acknowle
     assert answer["template_id"] == template.json()["id"]
     assert answer["body_text"] == "Hej Åsa, tak for din besked."
     assert answer["delivery"]["status"] == "queued"
+
+
+async def test_traces_and_replay_examples_mask_the_numbers_they_quote(
+    client: httpx.AsyncClient, admin: Caller, session: AsyncSession
+) -> None:
+    cpr = "010190-1234"
+    found = await queue(client, admin, "CPR")
+    rules = {
+        "rules": [
+            {
+                "id": "kort",
+                "name": "Card questions",
+                "when": {"field": "message.body", "op": "contains", "value": "kreditkort"},
+                "actions": [{"type": "add_tags", "tags": ["kort"]}],
+            },
+            {
+                "id": "cpr",
+                "name": "Identity numbers",
+                "when": {"field": "message.body", "op": "regex", "value": r"\d{6}-\d{4}"},
+                "actions": [{"type": "set_queue", "queue_id": found}],
+            },
+        ]
+    }
+    ticket = await new_ticket(
+        client, admin, f"CPR {cpr}", message={"body_text": f"Mit CPR er {cpr}"}
+    )
+    assert (await put_rules(client, admin, rules)).status_code == 200
+
+    traced = await new_ticket(
+        client, admin, f"Igen {cpr}", message={"body_text": f"Mit CPR er {cpr}"}
+    )
+    assert traced["queue_id"] == found
+    traces = await client.get(f"/api/v1/tickets/{traced['id']}/routing", headers=admin.headers)
+    assert traces.status_code == 200, traces.text
+    [trace] = traces.json()
+    assert [(r["matched"], r["why"]) for r in trace["rules"]] == [
+        (False, 'message.body is "Mit CPR er ******-**34", which does not contain "kreditkort"'),
+        (True, r'message.body matches /\d{6}-\d{4}/ ("******-**34")'),
+    ]
+
+    replayed = await client.post(
+        f"{RULES}/replay",
+        headers=admin.headers,
+        json={
+            "rule_set": rules,
+            "created_after": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+        },
+    )
+    assert replayed.status_code == 200, replayed.text
+    example = next(e for e in replayed.json()["examples"] if e["ticket_id"] == ticket["id"])
+    assert example["subject"] == "CPR ******-**34"
+    assert cpr not in traces.text + replayed.text
+    # The facts kept for the trace still hold what the rules saw.
+    kept = await session.scalar(
+        select(RoutingTrace.facts).where(RoutingTrace.ticket_id == traced["id"])
+    )
+    assert kept is not None
+    assert kept["values"]["message.body"] == f"Mit CPR er {cpr}"
