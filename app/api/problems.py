@@ -52,6 +52,17 @@ _TITLES = {
 }
 
 
+_HEADERS: dict[int, dict[str, Any]] = {
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer"},
+        }
+    },
+}
+"""Headers that come with a problem of a status, for the OpenAPI entries."""
+
+
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem responses a route can give."""
     return {
@@ -59,6 +70,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "model": Problem,
             "description": _TITLES.get(code, "Error"),
             "content": {PROBLEM_JSON: {}},
+            **({"headers": _HEADERS[code]} if code in _HEADERS else {}),
         }
         for code in statuses
     }
@@ -101,10 +113,27 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         errors = [
             FieldError(pointer=_pointer(tuple(field.split("."))), detail=exc.detail, type=exc.code)
         ]
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return _problem(
-        request, exc.status, exc.code, exc.detail, errors=errors, extra=exc.extra, headers=headers
+        request,
+        exc.status,
+        exc.code,
+        exc.detail,
+        errors=errors,
+        extra=exc.extra,
+        headers=_headers(exc),
     )
+
+
+def _headers(exc: DomainError) -> dict[str, str] | None:
+    """The headers HTTP asks of the answer to an error: how to authenticate after a 401, and
+    when to try again after a 429, taken from the ``retry_after`` seconds the error carries."""
+    headers: dict[str, str] = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    retry_after = exc.extra.get("retry_after")
+    if exc.status == 429 and isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
+    return headers or None
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

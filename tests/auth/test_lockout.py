@@ -32,12 +32,15 @@ async def test_five_failures_lock_the_account_and_an_admin_unlocks_it(
     locked_until = datetime.fromisoformat(locked.json()["locked_until"])
     assert timedelta(minutes=14) < locked_until - utcnow() <= timedelta(minutes=15)
     assert 14 * 60 < locked.json()["retry_after"] <= 15 * 60
+    assert locked.headers["Retry-After"] == str(locked.json()["retry_after"])
     assert "agent.locked" in await audit_actions(session, agent.id)
 
     # An unknown address locks the same way: a lock tells nothing about the account.
     nobody = {"email": "nobody@example.test", "password": "not the password at all"}
-    answers = [(await client.post(LOGIN, json=nobody)).status_code for _ in range(6)]
-    assert answers == [401] * 5 + [429]
+    answers = [await client.post(LOGIN, json=nobody) for _ in range(6)]
+    assert [a.status_code for a in answers] == [401] * 5 + [429]
+    assert "Retry-After" not in answers[0].headers
+    assert 14 * 60 < int(answers[5].headers["Retry-After"]) <= 15 * 60
 
     not_admin = await client.post(f"/api/v1/auth/agents/{agent.id}/unlock", headers=agent.headers)
     assert not_admin.status_code == 403
@@ -115,3 +118,9 @@ async def test_the_login_calls_are_rate_limited_per_address(
     assert [a.status_code for a in answers] == [401, 401, 429]
     assert answers[-1].json()["type"].endswith("/rate_limited")
     assert 0 < int(answers[-1].headers["retry-after"]) <= 60
+
+
+def test_the_contract_names_retry_after_on_a_429(app: FastAPI) -> None:
+    login = app.openapi()["paths"][LOGIN]["post"]["responses"]
+    assert login["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    assert "headers" not in login["401"]
