@@ -10,6 +10,7 @@ Erasure decisions, per table (what stays is what statistics need, without the pe
   are cleared. Open tickets stay open, empty, for agents to close.
 - ``messages`` of their tickets, and those they wrote elsewhere: deleted, with attachments,
   findings and outbound mails (the raw MIME of replies is built from the message, not kept);
+  their tickets' notification mails to agents are deleted too (they quote the ticket);
   blobs no other attachment or raw mail uses are deleted; ``inbound_mails`` (raw mail kept by
   ingestion, quarantined mail from their addresses too) are deleted.
 - follow-up notes and ticket link reasons become ``[erased]``; proactive update schedules and
@@ -224,6 +225,10 @@ async def erase_content(
     counts["audit_events"] += len(redactions)
     await _scrub_events(session, about, scope.needles, counts)
 
+    # Their tickets' outbound mail, notifications to agents included (they quote the ticket).
+    counts["outbound_mails"] += await repository.delete_by_id(
+        session, OutboundMail.ticket_id, scope.ticket_ids
+    )
     for name, column in (
         ("attachments", Attachment.message_id),
         ("message_findings", MessageFinding.message_id),
@@ -318,6 +323,8 @@ async def _scrub_mentions(session: AsyncSession, scope: Scope, counts: Counter[s
             )
         )
     for name, text_column in (
+        ("outbound_mails", OutboundMail.subject),
+        ("outbound_mails", OutboundMail.body_text),
         ("outbound_mails", OutboundMail.last_error),
         ("outbound_mails", OutboundMail.smtp_reply),
         ("webhook_deliveries", WebhookDelivery.last_error),

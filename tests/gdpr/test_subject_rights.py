@@ -63,18 +63,28 @@ async def _post(
 
 
 async def build_world(
-    client: httpx.AsyncClient, session: AsyncSession, admin: Caller, agent: Caller
+    client: httpx.AsyncClient, session: AsyncSession, admin: Caller, agent: Caller, mailbox: int
 ) -> World:
     queue = await _post(
-        client, admin, "/queues", {"name": "Løn", "inbound_addresses": ["loen@firma.dk"]}
+        client,
+        admin,
+        "/queues",
+        {"name": "Løn", "inbound_addresses": ["loen@firma.dk"], "mailbox_id": mailbox},
     )
     rules = {
         "rules": [
             {
                 "id": "loen",
                 "name": "Pay slips",
-                "when": {"field": "message.subject", "op": "words", "value": ["lønseddel"]},
-                "actions": [{"type": "add_tags", "tags": ["løn"]}],
+                "when": {
+                    "field": "message.subject",
+                    "op": "words",
+                    "value": ["lønseddel", "adresseændring"],
+                },
+                "actions": [
+                    {"type": "add_tags", "tags": ["løn"]},
+                    {"type": "notify_email", "address": "vagt@firma.dk"},
+                ],
             }
         ]
     }
@@ -224,7 +234,7 @@ async def test_erasure_leaves_no_trace_in_any_column_of_any_table(
     sending_mailbox: int,
 ) -> None:
     agent = await make_agent("agent")
-    world = await build_world(client, session, admin, agent)
+    world = await build_world(client, session, admin, agent, sending_mailbox)
     before = await traces(session, NEEDLES)
     # The search finds the person where the world put them (it can fail).
     assert {
@@ -240,6 +250,7 @@ async def test_erasure_leaves_no_trace_in_any_column_of_any_table(
         "ticket_follow_ups.note",
         "routing_traces.facts",
         "outbound_mails.refused_recipients",
+        "outbound_mails.subject",
         "webhook_deliveries.last_error",
     } <= before
     other_before = await client.get(
@@ -351,7 +362,7 @@ async def test_the_export_holds_everything_about_the_person_unmasked(
 ) -> None:
     agent = await make_agent("agent")
     supervisor = await make_agent("supervisor")
-    world = await build_world(client, session, admin, agent)
+    world = await build_world(client, session, admin, agent, sending_mailbox)
 
     response = await client.get(
         f"{API}/customers/{world.customer_id}/export",
