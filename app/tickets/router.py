@@ -10,6 +10,7 @@ from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, IfMat
 from app.api.etag import read_with_etag
 from app.api.problems import responses
 from app.audit import service as audit
+from app.core.errors import Invalid
 from app.core.pagination import Page
 from app.followups import service as follow_ups
 from app.followups.schemas import FollowUpRead
@@ -92,6 +93,26 @@ IncludeParam = Annotated[
 ]
 
 
+SortParam = Annotated[
+    TicketSort | None,
+    Query(description="The order of the list; `-created_at` when neither it nor `order` is given."),
+]
+OrderParam = Annotated[
+    TicketSort | None,
+    Query(description="Another name for `sort` (`order=due_at`); given both, they must agree."),
+]
+
+
+def _list_order(sort: TicketSort | None, order: TicketSort | None) -> TicketSort:
+    if sort is not None and order is not None and sort is not order:
+        raise Invalid(
+            f"`sort` ({sort}) and `order` ({order}) are two names for the same choice and "
+            "disagree: give one of them.",
+            field="query.order",
+        )
+    return sort or order or TicketSort.created_at_desc
+
+
 @router.get(
     "",
     response_model=TicketPage,
@@ -104,13 +125,16 @@ async def list_tickets(
     filters: Annotated[TicketFilters, Query()],
     limit: PageLimit,
     cursor: Cursor = None,
-    sort: TicketSort = TicketSort.created_at_desc,
+    sort: SortParam = None,
+    order: OrderParam = None,
     include: IncludeParam = None,
 ) -> TicketPage:
     """Tickets matching the filters; external partners see their granted queues only. With
     `include`, the related records of the whole page come along in `included`."""
     kinds = service.includes(principal, include, _LIST_INCLUDES)
-    rows, next_cursor = await service.list_tickets(session, principal, filters, sort, cursor, limit)
+    rows, next_cursor = await service.list_tickets(
+        session, principal, filters, _list_order(sort, order), cursor, limit
+    )
     live = await service.sla_targets(session, rows)
     page = TicketPage(
         items=[TicketRead.model_validate(t).model_copy(update={"sla": live[t.id]}) for t in rows],

@@ -450,6 +450,26 @@ async def test_authentication_and_scopes(client: httpx.AsyncClient, make_agent: 
     assert unknown.json()["type"].endswith("/unauthorized")
 
 
+async def test_order_is_another_name_for_sort(client: httpx.AsyncClient, admin: Caller) -> None:
+    created = [(await create_ticket(client, admin, subject=f"Sag {i}"))["id"] for i in range(3)]
+
+    async def ids(**params: str) -> list[int]:
+        response = await client.get("/api/v1/tickets", headers=admin.headers, params=params)
+        assert response.status_code == 200, response.text
+        return [t["id"] for t in response.json()["items"]]
+
+    assert await ids(order="number") == created
+    assert await ids(order="-number") == created[::-1]
+    assert await ids(sort="number", order="number") == created
+    assert await ids(order="due_at", sla="breached") == []
+    both = await client.get(
+        "/api/v1/tickets", headers=admin.headers, params={"sort": "number", "order": "-number"}
+    )
+    assert both.status_code == 422, both.text
+    assert "`sort` (number) and `order` (-number)" in both.json()["detail"]
+    assert [e["pointer"] for e in both.json()["errors"]] == ["/query/order"]
+
+
 async def test_a_cursor_only_continues_its_own_order(
     client: httpx.AsyncClient, admin: Caller
 ) -> None:
