@@ -185,9 +185,7 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, ChangeTxidMixin, Base):
     sla_breached: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     """A running target is past its due time."""
     sla_due_order: Mapped[datetime] = mapped_column(
-        Computed(
-            f"COALESCE(sla_due_at, '{NO_DUE_AT.isoformat()}'::timestamptz)", persisted=True
-        )
+        Computed(f"COALESCE(sla_due_at, '{NO_DUE_AT.isoformat()}'::timestamptz)", persisted=True)
     )
     """``sla_due_at``, or a far future for tickets without one: a key that keyset pagination
     can order by, which puts them last."""

@@ -76,9 +76,7 @@ def upgrade() -> None:
     )
 
     op.add_column("tickets", sa.Column("sla_due_at", sa.DateTime(timezone=True), nullable=True))
-    op.add_column(
-        "tickets", sa.Column("sla_at_risk_at", sa.DateTime(timezone=True), nullable=True)
-    )
+    op.add_column("tickets", sa.Column("sla_at_risk_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column(
         "tickets",
         sa.Column("sla_breached", sa.Boolean(), server_default=sa.text("false"), nullable=False),
@@ -192,9 +190,7 @@ def downgrade() -> None:
     op.drop_column("tickets", "sla_breached")
     op.drop_column("tickets", "sla_at_risk_at")
     op.drop_column("tickets", "sla_due_at")
-    op.drop_constraint(
-        op.f("fk_queues_sla_policy_id_sla_policies"), "queues", type_="foreignkey"
-    )
+    op.drop_constraint(op.f("fk_queues_sla_policy_id_sla_policies"), "queues", type_="foreignkey")
     op.drop_index(op.f("ix_queues_sla_policy_id"), table_name="queues")
     op.drop_column("queues", "sla_policy_id")
     op.drop_constraint(
