@@ -90,30 +90,25 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,  # locals may hold passwords and database URLs
 )
-admin_app = typer.Typer(
-    help="Create agents and API tokens; audited as actor `cli`, like an API call.",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
+
+
+def _command_group(name: str, help_text: str) -> typer.Typer:
+    group = typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode="markdown")
+    app.add_typer(group, name=name)
+    return group
+
+
+admin_app = _command_group(
+    "admin", "Create agents and API tokens; audited as actor `cli`, like an API call."
 )
-app.add_typer(admin_app, name="admin")
-rules_app = typer.Typer(
-    help="Keep the routing rules in a YAML file (in git): export them, apply a file.",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
+rules_app = _command_group(
+    "rules", "Keep the routing rules in a YAML file (in git): export them, apply a file."
 )
-app.add_typer(rules_app, name="rules")
-scheduler_app = typer.Typer(
-    help="The scheduler's passes (SLA targets, time-based rules, follow-ups, proactive updates).",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
+scheduler_app = _command_group(
+    "scheduler",
+    "The scheduler's passes (SLA targets, time-based rules, follow-ups, proactive updates).",
 )
-app.add_typer(scheduler_app, name="scheduler")
-audit_app = typer.Typer(
-    help="Check that the audit trail is intact.",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
-)
-app.add_typer(audit_app, name="audit")
+audit_app = _command_group("audit", "Check that the audit trail is intact.")
 
 
 # --- settings, logging and the database --------------------------------------------------------
@@ -689,8 +684,9 @@ def audit_verify() -> None:
         )
     head = f"; head {result.head.position} {result.head.hash}" if result.head else ""
     typer.echo(
-        f"Audit trail intact: {result.checked} event(s) checked, {result.unsealed} not sealed "
-        f"yet (sealed once their transactions end){head}."
+        f"Audit trail intact: {result.checked} event(s) checked ({result.redacted} redacted by "
+        f"erasure, as recorded), {result.unsealed} not sealed yet (sealed once their "
+        f"transactions end){head}."
     )
 
 

@@ -46,3 +46,14 @@ async def wait_for_count(
             if await session.scalar(statement) == count:
                 return
         await asyncio.sleep(0.1)
+
+
+PEOPLE_SEED_SQL = """
+INSERT INTO agents (email, name, role, version)
+SELECT 'agent' || g || '@example.dk', 'Agent ' || g, 'agent', 1 FROM generate_series(1, 50) g;
+INSERT INTO queues (name, version) SELECT 'Kø ' || g, 1 FROM generate_series(1, 10) g;
+INSERT INTO customers (name, version)
+SELECT 'Kunde ' || g, 1 FROM generate_series(1, $customers) g;
+"""
+"""50 agents, 10 queues and ``$customers`` customers, the people a seeded benchmark's tickets
+belong to (replace ``$customers`` before running it)."""

@@ -41,14 +41,9 @@ from app.outbound.service import OutboundConfig
 from app.routing import service as routing
 from app.routing.rules import RuleSetDefinition
 from app.scheduler.worker import PassResult, Scheduler, passes
-from bench.common import DEFAULT_SERVER, bench_database
+from bench.common import DEFAULT_SERVER, PEOPLE_SEED_SQL, bench_database
 
 SEED_SQL = """
-INSERT INTO agents (email, name, role, version)
-SELECT 'agent' || g || '@example.dk', 'Agent ' || g, 'agent', 1 FROM generate_series(1, 50) g;
-INSERT INTO queues (name, version) SELECT 'Kø ' || g, 1 FROM generate_series(1, 10) g;
-INSERT INTO customers (name, version)
-SELECT 'Kunde ' || g, 1 FROM generate_series(1, $customers) g;
 CREATE TEMPORARY TABLE seed AS
 SELECT g,
        now() + ((g % 4000) - 100) * interval '1 minute' AS due_at,
@@ -162,8 +157,10 @@ async def _run(tickets: int, url: str) -> dict[str, Any]:
     await upgrade_to_head(engine)
     seeding = time.perf_counter()
     raw = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-    sql = SEED_SQL.replace("$customers", str(max(tickets // 10, 1))).replace(
-        "$tickets", str(tickets)
+    sql = (
+        (PEOPLE_SEED_SQL + SEED_SQL)
+        .replace("$customers", str(max(tickets // 10, 1)))
+        .replace("$tickets", str(tickets))
     )
     await raw.execute(sql)
     await raw.close()

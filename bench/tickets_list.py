@@ -30,14 +30,9 @@ from app.db.session import create_engine, create_sessionmaker
 from app.tickets import service
 from app.tickets.models import TicketPriority, TicketStatus
 from app.tickets.schemas import TicketFilters, TicketSort
-from bench.common import DEFAULT_SERVER, bench_database
+from bench.common import DEFAULT_SERVER, PEOPLE_SEED_SQL, bench_database
 
 SEED_SQL = """
-INSERT INTO agents (email, name, role, version)
-SELECT 'agent' || g || '@example.dk', 'Agent ' || g, 'agent', 1 FROM generate_series(1, 50) g;
-INSERT INTO queues (name, version) SELECT 'Kø ' || g, 1 FROM generate_series(1, 10) g;
-INSERT INTO customers (name, version)
-SELECT 'Kunde ' || g, 1 FROM generate_series(1, $customers) g;
 INSERT INTO tickets (subject, status, priority, channel, queue_id, assignee_id, customer_id,
                      tags, created_at, updated_at, version)
 SELECT 'Sag ' || g,
@@ -81,8 +76,10 @@ async def _run(tickets: int, url: str, runs: int) -> dict[str, Any]:
     await upgrade_to_head(engine)
     seeding = time.perf_counter()
     raw = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-    sql = SEED_SQL.replace("$customers", str(max(tickets // 10, 1))).replace(
-        "$tickets", str(tickets)
+    sql = (
+        (PEOPLE_SEED_SQL + SEED_SQL)
+        .replace("$customers", str(max(tickets // 10, 1)))
+        .replace("$tickets", str(tickets))
     )
     await raw.execute(sql)
     await raw.close()
