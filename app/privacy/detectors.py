@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import regex  # type: ignore[import-untyped]  # no stubs published
+import structlog
 from stdnum import iban, luhn
 from stdnum.dk import cpr
 from stdnum.exceptions import ValidationError
@@ -31,7 +32,9 @@ CUSTOM_PREFIX = "custom:"
 """Kinds of findings by a configured pattern are this prefix and the pattern's name."""
 
 PATTERN_TIMEOUT = 0.05
-"""Seconds a configured pattern may search one text; a slower search finds nothing there."""
+"""Seconds a configured pattern may search one text; a slower search masks the whole text."""
+
+log = structlog.get_logger(__name__)
 
 
 class Kind(StrEnum):
@@ -187,13 +190,16 @@ def _builtin(text: str) -> Iterator[Span]:
                         break
 
 
-def _custom(text: str, patterns: Sequence[CustomPattern]) -> Iterator[Span]:
+def _custom(text: str, patterns: Sequence[CustomPattern], where: str) -> Iterator[Span]:
     for custom in patterns:
         try:
             # concurrent: the search lets go of the GIL, so a long body does not hold up the
             # event loop while it runs beside it.
             matches = list(custom.pattern.finditer(text, timeout=PATTERN_TIMEOUT, concurrent=True))
         except TimeoutError:
+            # Fail closed: what the pattern would have found is somewhere in the text.
+            log.warning("privacy_pattern_timed_out", pattern=custom.name, text=where)
+            yield Span(CUSTOM_PREFIX + custom.name, 0, len(text))
             continue
         for match in matches:
             if match.end() > match.start():
@@ -205,10 +211,13 @@ _ENTITY = regex.compile(r"&#?\w+;")
 _MARKUP = regex.compile(r"<[^>]*>|&#?\w+;")
 
 
-def detect(text: str, patterns: Sequence[CustomPattern] = ()) -> list[Span]:
+def detect(
+    text: str, patterns: Sequence[CustomPattern] = (), *, where: str = "a text"
+) -> list[Span]:
     """The sensitive values in the text, in order, none overlapping: where two detectors claim
-    the same characters, the longer finding wins, then the detector listed first."""
-    return _without_overlaps([*_builtin(text), *_custom(text, patterns)])
+    the same characters, the longer finding wins, then the detector listed first. A configured
+    pattern too slow for the text claims all of it, and is logged naming ``where`` it was."""
+    return _without_overlaps([*_builtin(text), *_custom(text, patterns, where)])
 
 
 def _without_overlaps(found: Sequence[Span]) -> list[Span]:
@@ -220,7 +229,9 @@ def _without_overlaps(found: Sequence[Span]) -> list[Span]:
     return sorted(kept, key=lambda s: s.start)
 
 
-def detect_html(html: str, patterns: Sequence[CustomPattern] = ()) -> list[Span]:
+def detect_html(
+    html: str, patterns: Sequence[CustomPattern] = (), *, where: str = "a text"
+) -> list[Span]:
     """``detect`` on the text an HTML body shows, so a number split by tags or written with
     ``&nbsp;`` is found too, and on the HTML as written, for values in attributes (a ``tel:``
     link); the spans are on the HTML itself (masking skips the markup)."""
@@ -259,9 +270,9 @@ def detect_html(html: str, patterns: Sequence[CustomPattern] = ()) -> list[Span]
 
     in_text = [
         Span(span.kind, in_html(span.start)[0], in_html(span.end - 1)[1])
-        for span in detect("".join(pieces), patterns)
+        for span in detect("".join(pieces), patterns, where=where)
     ]
-    return _without_overlaps([*in_text, *detect(html, patterns)])
+    return _without_overlaps([*in_text, *detect(html, patterns, where=where)])
 
 
 # How many letters and digits masking keeps visible at each end of a value.
@@ -274,8 +285,8 @@ _QUOTED = regex.compile(r"\"[^\"]*\"|'[^']*'")
 
 
 def _unmaskable_html(html: str) -> set[int]:
-    """Positions that masking must not touch to keep the HTML valid: tag and attribute names
-    and character references. Text and quoted attribute values can be masked."""
+    """Positions that masking must not touch to keep the HTML valid: tag and attribute names.
+    Text and quoted attribute values can be masked."""
     fixed: set[int] = set()
     for tag in _TAG.finditer(html):
         values = {
@@ -284,9 +295,17 @@ def _unmaskable_html(html: str) -> set[int]:
             for i in range(tag.start() + quoted.start() + 1, tag.start() + quoted.end() - 1)
         }
         fixed.update(i for i in range(tag.start(), tag.end()) if i not in values)
-    for entity in _ENTITY.finditer(html):
-        fixed.update(range(entity.start(), entity.end()))
     return fixed
+
+
+def _references(html: str) -> dict[int, tuple[int, bool]]:
+    """Where each character reference starts: its end, and whether it stands for a letter or
+    digit, masked whole as the one character it shows (``&#57;`` is a 9). Others (``&nbsp;``)
+    are separators and stay."""
+    return {
+        entity.start(): (entity.end(), html_entities.unescape(entity.group())[:1].isalnum())
+        for entity in _ENTITY.finditer(html)
+    }
 
 
 def mask_text(text: str) -> str:
@@ -301,17 +320,26 @@ def mask(text: str, spans: Sequence[Span], *, html: bool = False) -> str:
     if not spans:
         return text
     fixed = _unmaskable_html(text) if html else set()
+    references = _references(text) if html else {}
+    # Each character of the result is a piece of the text: one character, or a whole reference.
     chars = list(text)
     for span in spans:
-        positions = [
-            i
-            for i in range(max(span.start, 0), min(span.end, len(text)))
-            if chars[i].isalnum() and i not in fixed
-        ]
+        shown: list[tuple[int, int]] = []
+        i, end = max(span.start, 0), min(span.end, len(text))
+        while i < end:
+            if i in references:
+                stop, maskable = references[i]
+                if maskable:
+                    shown.append((i, stop))
+                i = stop
+                continue
+            if text[i].isalnum() and i not in fixed:
+                shown.append((i, i + 1))
+            i += 1
         # Never keep more than a third visible, so a short custom match is still hidden.
-        budget = len(positions) // 3
+        budget = len(shown) // 3
         keep_start = min(_KEEP_START.get(span.kind, 0), budget)
         keep_end = min(_KEEP_END.get(span.kind, _DEFAULT_KEEP_END), budget - keep_start)
-        for i in positions[keep_start : len(positions) - keep_end]:
-            chars[i] = MASK
+        for start, stop in shown[keep_start : len(shown) - keep_end]:
+            chars[start:stop] = [MASK, *[""] * (stop - start - 1)]
     return "".join(chars)

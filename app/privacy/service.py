@@ -50,12 +50,15 @@ async def _custom_patterns(session: AsyncSession) -> list[CustomPattern]:
     ]
 
 
-def _detect_all(texts: Texts, patterns: Sequence[CustomPattern]) -> list[tuple[FindingField, Span]]:
+def _detect_all(
+    message_id: int, texts: Texts, patterns: Sequence[CustomPattern]
+) -> list[tuple[FindingField, Span]]:
     found: list[tuple[FindingField, Span]] = []
     for field, text in texts.items():
         if text:
             detector = detect_html if field is FindingField.body_html else detect
-            found.extend((field, span) for span in detector(text, patterns))
+            where = f"message {message_id} {field.value}"
+            found.extend((field, span) for span in detector(text, patterns, where=where))
     return found
 
 
@@ -67,7 +70,7 @@ async def scan_message(session: AsyncSession, message: Message) -> None:
     """Find the sensitive values in a message just saved and keep where they are."""
     patterns = await _custom_patterns(session)
     # Bodies can be megabytes: the regexes run beside the event loop, not on it.
-    found = await asyncio.to_thread(_detect_all, message_texts(message), patterns)
+    found = await asyncio.to_thread(_detect_all, message.id, message_texts(message), patterns)
     session.add_all(
         MessageFinding(
             message_id=message.id, field=field, kind=span.kind, start=span.start, end=span.end

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from structlog.testing import capture_logs
 
 from app.core.config import Settings
 from app.privacy.models import FindingField, MessageFinding
@@ -246,4 +247,54 @@ async def test_configured_patterns_are_managed_by_admins_and_mask_later_messages
         "privacy_pattern.deleted",
         "privacy_pattern.updated",
         "privacy_pattern.created",
+    ]
+
+
+async def test_digits_written_as_character_references_are_masked_in_html(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    created = await client.post(
+        TICKETS,
+        headers=admin.headers,
+        json={
+            "subject": "Hej",
+            "customer": {"email": "entity@example.dk"},
+            "message": {
+                "body_text": "Se HTML",
+                "body_html": "<p>CPR 0101&#57;0-1234, &#x30;&#x31;0190-1234, "
+                "kort 4111&nbsp;1111&nbsp;1111&nbsp;1111</p>",
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    [message] = await _messages(client, admin, created.json()["id"])
+    assert message["body_html"] == (
+        "<p>CPR ******-**34, ******-**34, kort ****&nbsp;****&nbsp;****&nbsp;1111</p>"
+    )
+
+
+async def test_a_pattern_too_slow_for_a_text_masks_all_of_it_and_is_logged(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    pattern = {"name": "slow", "label": "Slow", "regex": r"(a+)+b"}
+    assert (
+        await client.post("/api/v1/privacy/patterns", headers=admin.headers, json=pattern)
+    ).status_code == 201
+    with capture_logs() as logs:
+        created = await client.post(
+            TICKETS,
+            headers=admin.headers,
+            json={
+                "subject": "Langsom",
+                "customer": {"email": "slow@example.dk"},
+                "message": {"body_text": "a" * 5000},
+            },
+        )
+    assert created.status_code == 201, created.text
+    [message] = await _messages(client, admin, created.json()["id"])
+    assert message["body_text"] == "*" * 4998 + "aa"
+    assert [(f["field"], f["kind"]) for f in message["findings"]] == [("body_text", "custom:slow")]
+    warnings = [e for e in logs if e["event"] == "privacy_pattern_timed_out"]
+    assert [(e["pattern"], e["text"]) for e in warnings] == [
+        ("slow", f"message {message['id']} body_text")
     ]
