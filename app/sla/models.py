@@ -87,16 +87,18 @@ class SlaTarget(IdMixin, Base):
     breached_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     escalation_level: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    """How many of the policy's escalation steps have fired for this target."""
+    """How many escalation steps have fired for this target (its ``ticket_escalations``
+    rows); which ones is those rows' ``step_key``, not a position in the policy's list."""
     next_check_at: Mapped[datetime | None]
     """When the breach pass must look next (the next step or the due time); null: never."""
 
 
 class TicketEscalation(IdMixin, Base):
-    """An escalation step that fired for a target: at most once per target and step."""
+    """An escalation step that fired for a target: at most once per target and step, the step
+    known by its ``step_key`` (``EscalationStep.key``), which survives edits of the policy."""
 
     __tablename__ = "ticket_escalations"
-    __table_args__ = (UniqueConstraint("target_id", "step"),)
+    __table_args__ = (UniqueConstraint("target_id", "step_key"),)
 
     ticket_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"), index=True
@@ -105,6 +107,8 @@ class TicketEscalation(IdMixin, Base):
         BigInteger, ForeignKey("ticket_sla_targets.id", ondelete="CASCADE")
     )
     step: Mapped[int] = mapped_column(Integer)
+    """The step's place in the policy's list when it fired."""
+    step_key: Mapped[str] = mapped_column(Text)
     at_percent: Mapped[int] = mapped_column(Integer)
     fired_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(Text)

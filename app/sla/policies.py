@@ -106,6 +106,8 @@ async def update_policy(
     for field, value in values.items():
         setattr(policy, field, value)
     await session.flush()
+    if "escalations" in values:
+        await sla.reschedule_policy(session, policy)
     await audit.record(
         session,
         actor,

@@ -88,11 +88,18 @@ async def set_ticket_state(
     breached: bool,
 ) -> None:
     """Keep the ticket's copy of its SLA state. Derived data, so it is written without the
-    ORM's version bump: the ticket's ETag stays as its own fields left it."""
+    ORM's version bump and ``updated_at`` is kept as it was (the column's onupdate would move
+    it): the ETag, "hours since updated" rules and the change feed see the ticket's own
+    changes only."""
     await session.execute(
         update(Ticket)
         .where(Ticket.id == ticket.id)
-        .values(sla_due_at=due_at, sla_at_risk_at=at_risk_at, sla_breached=breached)
+        .values(
+            sla_due_at=due_at,
+            sla_at_risk_at=at_risk_at,
+            sla_breached=breached,
+            updated_at=Ticket.updated_at,
+        )
         .execution_options(synchronize_session=False)
     )
     set_committed_value(ticket, "sla_due_at", due_at)
@@ -115,9 +122,52 @@ async def claim_due(session: AsyncSession, now: datetime, batch: int) -> list[Sl
     return list(await session.scalars(statement))
 
 
+async def running_targets_of_policy(
+    session: AsyncSession, policy_id: int, *, after_id: int, limit: int
+) -> list[SlaTarget]:
+    """The policy's running (not paused) targets with an id above ``after_id``, by id."""
+    statement = (
+        select(SlaTarget)
+        .where(
+            SlaTarget.policy_id == policy_id,
+            SlaTarget.id > after_id,
+            SlaTarget.met_at.is_(None),
+            SlaTarget.cancelled_at.is_(None),
+            SlaTarget.paused_at.is_(None),
+        )
+        .order_by(SlaTarget.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(statement))
+
+
+async def fired_step_keys(
+    session: AsyncSession, target_ids: Collection[int]
+) -> dict[int, set[str]]:
+    """The keys of the escalation steps fired for each target, by target id."""
+    found: dict[int, set[str]] = {}
+    if not target_ids:
+        return found
+    rows = await session.execute(
+        select(TicketEscalation.target_id, TicketEscalation.step_key).where(
+            TicketEscalation.target_id.in_(target_ids)
+        )
+    )
+    for target_id, key in rows:
+        found.setdefault(target_id, set()).add(key)
+    return found
+
+
 async def add_escalation(session: AsyncSession, escalation: TicketEscalation) -> None:
     session.add(escalation)
     await session.flush()
+
+
+async def policy_names_counting_in(session: AsyncSession, calendar_id: int) -> list[str]:
+    statement = (
+        select(SlaPolicy.name).where(SlaPolicy.calendar_id == calendar_id).order_by(SlaPolicy.name)
+    )
+    return list(await session.scalars(statement))
 
 
 async def calendar_exists(session: AsyncSession, calendar_id: int) -> bool:

@@ -4,8 +4,9 @@ Each batch claims the targets whose ``next_check_at`` has come, with their ticke
 ``FOR UPDATE SKIP LOCKED`` in its own transaction, so a target is in one pass's hands at a
 time and a ticket being changed is left for the next pass. For each target the pass marks the
 breach (``breached_at`` = the due time) and fires the policy's escalation steps whose moment
-has come, each step once per target (``ticket_escalations`` is unique on target and step),
-then sets when to look next.
+has come, each step once per target (``ticket_escalations`` is unique on target and step
+key, so an edit of the policy's list neither repeats nor skips a step), then sets when to
+look next.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from app.routing import service as routing
 from app.sla import repository
 from app.sla import service as sla
 from app.sla.models import SlaPolicy, SlaTarget, TicketEscalation
-from app.sla.schemas import policy_steps
+from app.sla.schemas import EscalationStep, policy_steps
 from app.tickets import service as tickets
 from app.tickets.models import Ticket
 
@@ -65,11 +66,13 @@ async def _handle(
     if target.breached_at is None and target.due_at is not None and target.due_at <= now:
         await _breach(session, ticket, policy, target)
     steps = policy_steps(policy.escalations)
-    while (step := sla.next_step(steps, target)) is not None:
+    fired = (await repository.fired_step_keys(session, [target.id])).get(target.id, set())
+    while (step := sla.next_step(steps, target, fired)) is not None:
         if sla.moment(calendar, target, steps[step].at_percent) > now:
             break
-        target.escalation_level = step + 1
-        await _escalate(session, ticket, target, step, steps[step].at_percent, policy, now, config)
+        fired.add(steps[step].key)
+        target.escalation_level = len(fired)
+        await _escalate(session, ticket, target, step, steps[step], policy, now, config)
     await sla.refresh(session, ticket, now)
 
 
@@ -100,25 +103,27 @@ async def _escalate(
     ticket: Ticket,
     target: SlaTarget,
     step: int,
-    at_percent: int,
+    definition: EscalationStep,
     policy: SlaPolicy,
     now: datetime,
     config: OutboundConfig,
 ) -> None:
+    at_percent = definition.at_percent
     fired = TicketEscalation(
         ticket_id=ticket.id,
         target_id=target.id,
         step=step,
+        step_key=definition.key,
         at_percent=at_percent,
         fired_at=now,
         outcome="",
     )
-    # The row first: the unique (target, step) is the last word on "fired once".
+    # The row first: the unique (target, step key) is the last word on "fired once".
     await repository.add_escalation(session, fired)
     applied = await routing.apply_actions(
         session,
         ticket,
-        policy_steps(policy.escalations)[step].actions,
+        definition.actions,
         owner=f"sla-policy-{policy.id}-step-{step}",
         cause=(
             f"SLA policy {policy.name!r}, escalation step {step}: {at_percent} % of the "

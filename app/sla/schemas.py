@@ -76,12 +76,23 @@ class EscalationStep(BaseModel):
     )
     actions: list[EscalationAction] = Field(min_length=1, max_length=20)
 
+    @property
+    def key(self) -> str:
+        """The step's identity across edits of the policy: its moment and its targets, not
+        its place in the list (inserting or removing a step must not make another one fire
+        again or never). Editing its actions keeps the step."""
+        metrics = ",".join(sorted(m.value for m in self.metrics)) if self.metrics else "*"
+        return f"{self.at_percent}:{metrics}"
+
 
 def _steps_in_order(steps: list[EscalationStep] | None) -> list[EscalationStep] | None:
     if steps is not None:
         percents = [step.at_percent for step in steps]
         if percents != sorted(percents):
             raise ValueError("escalation steps go in the order they fire: by at_percent")
+        keys = [step.key for step in steps]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two escalation steps have the same at_percent and metrics")
     return steps
 
 
@@ -162,7 +173,13 @@ class SlaTargetLive(BaseModel):
 class EscalationRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    step: int = Field(description="The step's place in the policy's list, from 0.")
+    step: int = Field(description="The step's place in the policy's list when it fired, from 0.")
+    step_key: str = Field(
+        description="The step's identity: `at_percent` and its metrics (`*`: all), as in "
+        "`80:*` or `100:first_response,next_response`. A step fires once per target under "
+        "its key, whatever edits of the policy move it in the list.",
+        examples=["80:*"],
+    )
     at_percent: int
     fired_at: datetime
     outcome: str = Field(description="What the step's actions did.")
@@ -185,7 +202,7 @@ class SlaTargetRead(BaseModel):
     met_at: datetime | None
     breached_at: datetime | None
     cancelled_at: datetime | None
-    escalation_level: int = Field(description="How many of the policy's steps were reached.")
+    escalation_level: int = Field(description="How many escalation steps fired for the target.")
     escalations: list[EscalationRead] = Field(default_factory=list)
 
 

@@ -25,7 +25,7 @@ one; managing policies (which checks escalation actions with the routing service
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +49,7 @@ _PAUSED = frozenset({TicketStatus.pending})
 _RESPONSES = frozenset(
     {SlaMetric.first_response, SlaMetric.next_response, SlaMetric.periodic_update}
 )
+_RESCHEDULE_BATCH = 1000
 
 
 async def find_policy(session: AsyncSession, policy_id: int) -> SlaPolicy | None:
@@ -82,28 +83,65 @@ def moment(calendar: BusinessCalendar, target: SlaTarget, percent: float) -> dat
     return calendar.add(target.resumed_at, timedelta(seconds=max(used, 0)))
 
 
-def _steps_for(steps: Sequence[EscalationStep], metric: SlaMetric) -> list[int]:
-    return [i for i, step in enumerate(steps) if step.metrics is None or metric in step.metrics]
+def next_step(
+    steps: Sequence[EscalationStep], target: SlaTarget, fired: Collection[str]
+) -> int | None:
+    """The index of the first step for this target's metric not fired yet (``fired``: the
+    keys of its ``ticket_escalations``), if any; steps are in the order they fire."""
+    return next(
+        (
+            i
+            for i, step in enumerate(steps)
+            if (step.metrics is None or target.metric in step.metrics) and step.key not in fired
+        ),
+        None,
+    )
 
 
-def next_step(steps: Sequence[EscalationStep], target: SlaTarget) -> int | None:
-    """The index of the next escalation step this target has not reached, if any."""
-    return next((i for i in _steps_for(steps, target.metric) if i >= target.escalation_level), None)
+def next_check(
+    calendar: BusinessCalendar,
+    steps: Sequence[EscalationStep],
+    target: SlaTarget,
+    fired: Collection[str],
+) -> datetime | None:
+    """When the pass must look at the running target next: its breach or its next step."""
+    checks = [] if target.breached_at is not None or target.due_at is None else [target.due_at]
+    step = next_step(steps, target, fired)
+    if step is not None:
+        checks.append(moment(calendar, target, steps[step].at_percent))
+    return min(checks, default=None)
 
 
-def schedule(calendar: BusinessCalendar, policy: SlaPolicy, target: SlaTarget) -> None:
+def schedule(
+    calendar: BusinessCalendar, policy: SlaPolicy, target: SlaTarget, fired: Collection[str]
+) -> None:
     """Due time, at-risk time and the pass's next look, from the target's running stretch."""
     if target.paused_at is not None:
         target.due_at = target.at_risk_at = target.next_check_at = None
         return
     target.due_at = moment(calendar, target, 100)
     target.at_risk_at = moment(calendar, target, policy.at_risk_percent)
-    checks = [] if target.breached_at is not None else [target.due_at]
+    target.next_check_at = next_check(calendar, policy_steps(policy.escalations), target, fired)
+
+
+async def reschedule_policy(session: AsyncSession, policy: SlaPolicy) -> int:
+    """After an edit of the policy's escalation steps: set when the pass looks next at each of
+    its running targets, so a new earlier step fires on time and a removed one is not
+    waited for. Returns how many targets were looked at."""
+    calendar = await calendar_of(session, policy)
     steps = policy_steps(policy.escalations)
-    step = next_step(steps, target)
-    if step is not None:
-        checks.append(moment(calendar, target, steps[step].at_percent))
-    target.next_check_at = min(checks, default=None)
+    after_id, count = 0, 0
+    while batch := await repository.running_targets_of_policy(
+        session, policy.id, after_id=after_id, limit=_RESCHEDULE_BATCH
+    ):
+        fired = await repository.fired_step_keys(session, [t.id for t in batch])
+        for target in batch:
+            target.next_check_at = next_check(calendar, steps, target, fired.get(target.id, ()))
+        await session.flush()
+        for target in batch:
+            session.expunge(target)
+        after_id, count = batch[-1].id, count + len(batch)
+    return count
 
 
 def _start(
@@ -180,12 +218,15 @@ async def _settle(
                 running.append(_start(ticket, policy, metric, seconds, now))
     if policy is not None and not done:
         calendar = await calendar_of(session, policy)
+        fired = await repository.fired_step_keys(
+            session, [t.id for t in running if t.id is not None]
+        )
         for target in running:
             _pause_or_resume(calendar, target, paused=status in _PAUSED, now=now)
-            schedule(calendar, policy, target)
+            schedule(calendar, policy, target, fired.get(target.id, ()))
             session.add(target)
     await session.flush()
-    await _keep_ticket_state(session, ticket, running, now)
+    await _keep_ticket_state(session, ticket, running)
 
 
 def _pause_or_resume(
@@ -201,24 +242,31 @@ def _pause_or_resume(
 
 
 async def _keep_ticket_state(
-    session: AsyncSession, ticket: Ticket, running: list[SlaTarget], now: datetime
+    session: AsyncSession, ticket: Ticket, running: list[SlaTarget]
 ) -> None:
-    timed = [t for t in running if t.due_at is not None]
-    first = min(timed, key=lambda t: t.due_at or now, default=None)
+    # Each its own minimum: a target due later may be at risk sooner (a shorter at-risk
+    # share, a pause behind it), and sla=at_risk must find the ticket then.
     await repository.set_ticket_state(
         session,
         ticket,
-        due_at=first.due_at if first is not None else None,
-        at_risk_at=first.at_risk_at if first is not None else None,
+        due_at=min((t.due_at for t in running if t.due_at is not None), default=None),
+        at_risk_at=min((t.at_risk_at for t in running if t.at_risk_at is not None), default=None),
         breached=any(t.breached_at is not None for t in running),
     )
 
 
 async def on_message(
-    session: AsyncSession, ticket: Ticket, message: Message, now: datetime
+    session: AsyncSession,
+    ticket: Ticket,
+    message: Message,
+    now: datetime,
+    *,
+    automatic_update: bool = False,
 ) -> None:
     """A message was added: a public reply of an agent meets the response targets and starts
-    a periodic update; a customer's message starts a next response."""
+    a periodic update; a customer's message starts a next response. An automatic update (a
+    proactive or incident status update) is exactly a periodic update: it meets the running
+    one and starts the next, and no response target."""
     policy = await effective_policy(session, ticket)
     if policy is None:
         return
@@ -240,6 +288,16 @@ async def on_message(
             SlaMetric.next_response,
         }:
             active.append(_start(ticket, policy, SlaMetric.next_response, seconds, now))
+    elif automatic_update:
+        updates = [t for t in active if t.metric is SlaMetric.periodic_update]
+        if not updates:
+            return
+        for target in updates:
+            _end(target, now, met=True)
+        active = [t for t in active if t.met_at is None]
+        seconds = _seconds(policy, ticket, SlaMetric.periodic_update)
+        if seconds is not None and ticket.status not in _DONE:
+            active.append(_start(ticket, policy, SlaMetric.periodic_update, seconds, now))
     elif not inbound and message.is_public and message.kind is MailKind.normal:
         for target in active:
             if target.metric in _RESPONSES:
