@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -14,6 +15,7 @@ from pydantic import (
 )
 
 from app.core.types import Description
+from app.privacy.detectors import mask_text
 
 
 class FollowUpSet(BaseModel):
@@ -61,7 +63,11 @@ class FollowUpRead(BaseModel):
     id: int
     ticket_id: int
     due_at: datetime
-    note: str
+    note: Annotated[
+        str,
+        AfterValidator(mask_text),
+        Field(description="Identity, card and account numbers in it are masked."),
+    ]
     agent_id: int | None = Field(
         description="Whom it reminds: the assignee when it was set, else who set it."
     )

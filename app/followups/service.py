@@ -31,7 +31,8 @@ def _snapshot(follow_up: FollowUp) -> audit.Snapshot:
 
 
 async def get_follow_up(session: AsyncSession, actor: Principal, ticket_id: int) -> FollowUp:
-    """The ticket's current reminder, waiting or fired."""
+    """The ticket's current reminder, waiting or fired; its note is internal, for agents."""
+    actor.require(AgentRole.agent)
     await tickets.get_ticket(session, actor, ticket_id)
     follow_up = await repository.current(session, ticket_id)
     if follow_up is None:

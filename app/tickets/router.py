@@ -87,7 +87,7 @@ IncludeParam = Annotated[
     Query(
         description="Related records to side-load into `included`, comma-separated: "
         "`customer` (not for external partners), `assignee`, `follow_up` (the current "
-        "reminder), and on a single ticket `messages` (external partners: public ones).",
+        "reminder; not for external partners), and on a single ticket `messages` (external partners: public ones).",
         examples=["customer,assignee"],
     ),
 ]

@@ -119,7 +119,8 @@ def includes(
     actor: Principal, raw: str | None, allowed: frozenset[TicketInclude]
 ) -> frozenset[TicketInclude]:
     """The related kinds asked for with ``include`` (comma-separated); an unknown or
-    unsupported kind is invalid, and external partners may not have customer records."""
+    unsupported kind is invalid; external partners may not have follow-ups (their notes are
+    internal), and their customer records are checked with the grants."""
     names = [name.strip() for name in (raw or "").split(",") if name.strip()]
     unknown = sorted({name for name in names if name not in {kind.value for kind in allowed}})
     if unknown:
@@ -128,7 +129,10 @@ def includes(
             f"{', '.join(sorted(allowed))}.",
             field="query.include",
         )
-    return frozenset(TicketInclude(name) for name in names)
+    kinds = frozenset(TicketInclude(name) for name in names)
+    if actor.is_external and TicketInclude.follow_up in kinds:
+        raise Forbidden("Follow-ups are internal notes: external partners cannot include them.")
+    return kinds
 
 
 async def sla_targets(

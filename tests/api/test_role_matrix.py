@@ -165,7 +165,7 @@ CASES = [
     Case("DELETE", "/privacy/patterns/{pattern}", "admin"),
     Case("POST", "/messages/{message}/reveal", "supervisor", {"reason": "Kunden spurgte"}),
     Case("GET", "/tickets/{ticket}/links", "external"),
-    Case("GET", "/tickets/{ticket}/follow-up", "external"),
+    Case("GET", "/tickets/{ticket}/follow-up", "agent"),
     Case("PUT", "/tickets/{ticket}/follow-up", "agent", {"in": "PT2H", "note": "Ring tilbage"}),
     Case("DELETE", "/tickets/{ticket}/follow-up", "agent"),
     Case("GET", "/tickets/{ticket}/proactive-updates", "agent"),

@@ -225,3 +225,31 @@ async def test_no_customer_records_history_or_reveal_for_partners(
     )
     assert reveal.status_code == 403
     assert await audit_events(client, admin, action="message.revealed") == []
+
+
+async def test_follow_up_notes_are_internal_and_masked_for_everyone(
+    client: httpx.AsyncClient, admin: Caller, make_agent: MakeAgent
+) -> None:
+    partner = await make_agent("external")
+    world = await _world(client, admin, partner)
+    ticket_id = world["name_and_email"]["id"]
+    url = f"{API}/tickets/{ticket_id}/follow-up"
+    set_ = await client.put(
+        url, headers=admin.headers, json={"in": "P1D", "note": f"Ring om CPR {CPR}"}
+    )
+    assert set_.status_code == 200, set_.text
+    assert set_.json()["note"] == "Ring om CPR ******-**34"
+    assert (await client.get(url, headers=partner.headers)).status_code == 403
+    for params in ({"include": "follow_up"}, {"include": "assignee,follow_up"}):
+        one = await client.get(f"{API}/tickets/{ticket_id}", headers=partner.headers, params=params)
+        assert one.status_code == 403, one.text
+        listed = await client.get(f"{API}/tickets", headers=partner.headers, params=params)
+        assert listed.status_code == 403, listed.text
+    read = await client.get(url, headers=admin.headers)
+    assert read.json()["note"] == "Ring om CPR ******-**34"
+    included = await client.get(
+        f"{API}/tickets/{ticket_id}", headers=admin.headers, params={"include": "follow_up"}
+    )
+    assert included.json()["included"]["follow_ups"][str(ticket_id)]["note"] == (
+        "Ring om CPR ******-**34"
+    )
