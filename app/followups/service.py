@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agents import service as agents
 from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal, system_principal
@@ -19,9 +21,12 @@ from app.events.schemas import TicketFollowUpDue
 from app.followups import repository
 from app.followups.models import FollowUp
 from app.followups.schemas import FollowUpRead, FollowUpSet
+from app.scheduler.items import RETRY_DELAY, describe
 from app.tickets import service as tickets
 from app.tickets.models import TicketStatus
 from app.tickets.schemas import TicketUpdate
+
+log = structlog.get_logger(__name__)
 
 SCHEDULER = system_principal("follow-up scheduler")
 
@@ -118,14 +123,31 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Fo
 
 
 async def fire(session: AsyncSession, follow_up: FollowUp, now: datetime) -> None:
-    """The reminder came due: a pending ticket opens again (assignee kept), and the event
-    tells the agent either way. The reminder stays, fired, until an agent clears it."""
+    """The reminder came due: a pending ticket opens again, and the event tells the agent
+    either way. It reminds the ticket's assignee of this moment (reassigned since it was set:
+    the new one), else the agent it was set for, who then gets the unassigned ticket if still
+    active and allowed to take it. The reminder stays, fired, until an agent clears it."""
     ticket = await tickets.get_ticket(session, SCHEDULER, follow_up.ticket_id, for_update=True)
     reopened = ticket.status is TicketStatus.pending
-    if reopened:
-        await tickets.update_ticket(
-            session, SCHEDULER, ticket.id, TicketUpdate(status=TicketStatus.open), None
-        )
+    changes: dict[str, object] = {"status": TicketStatus.open} if reopened else {}
+    if ticket.assignee_id is None and follow_up.agent_id is not None:
+        agent = await agents.find_by_id(session, follow_up.agent_id)
+        if agent is not None and agent.active:
+            changes["assignee_id"] = agent.id
+    if changes:
+        try:
+            async with session.begin_nested():
+                await tickets.update_ticket(
+                    session, SCHEDULER, ticket.id, TicketUpdate.model_validate(changes), None
+                )
+        except Invalid as exc:
+            # An outside partner who lost the queue's grant: the ticket opens unassigned.
+            log.info("follow_up_not_assigned", ticket_id=ticket.id, reason=exc.detail)
+            if reopened:
+                await tickets.update_ticket(
+                    session, SCHEDULER, ticket.id, TicketUpdate(status=TicketStatus.open), None
+                )
+    follow_up.agent_id = ticket.assignee_id or follow_up.agent_id
     follow_up.fired_at = now
     await session.flush()
     await audit.record(
@@ -138,6 +160,7 @@ async def fire(session: AsyncSession, follow_up: FollowUp, now: datetime) -> Non
             "follow_up_id": follow_up.id,
             "due_at": follow_up.due_at.isoformat(),
             "reopened": reopened,
+            "agent_id": follow_up.agent_id,
         },
     )
     await events.emit(
@@ -151,4 +174,25 @@ async def fire(session: AsyncSession, follow_up: FollowUp, now: datetime) -> Non
             agent_id=follow_up.agent_id,
             reopened=reopened,
         ),
+    )
+
+
+async def push_back(
+    session: AsyncSession, follow_up: FollowUp, error: Exception, now: datetime
+) -> None:
+    """Firing the reminder failed: it is tried again a little later, and the error kept."""
+    await session.refresh(follow_up)
+    follow_up.due_at = now + RETRY_DELAY
+    await session.flush()
+    await audit.record(
+        session,
+        SCHEDULER,
+        "ticket.follow_up_failed",
+        tickets.ENTITY,
+        follow_up.ticket_id,
+        after={
+            "follow_up_id": follow_up.id,
+            "error": describe(error),
+            "retry_at": follow_up.due_at.isoformat(),
+        },
     )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdMixin, TimestampMixin, VersionedMixin
@@ -70,6 +71,30 @@ class IncidentTicket(IdMixin, Base):
     )
     ticket_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IncidentStatusUpdate(IdMixin, Base):
+    """A status message posted to an incident's tickets, kept on the incident: its text (none
+    when a template was sent) becomes the incident's ``status_text``."""
+
+    __tablename__ = "incident_updates"
+    __table_args__ = (
+        Index("ix_incident_updates_incident_id_created_at", "incident_id", "created_at"),
+    )
+
+    incident_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("incidents.id", ondelete="CASCADE")
+    )
+    body_text: Mapped[str | None] = mapped_column(Text)
+    template_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("templates.id", ondelete="SET NULL")
+    )
+    author_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime]
+    ticket_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    """The tickets the message reached."""
 
 
 class TicketUpdateSchedule(IdMixin, Base):

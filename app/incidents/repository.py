@@ -8,7 +8,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import SortKey, paginate
-from app.incidents.models import Incident, IncidentState, IncidentTicket, TicketUpdateSchedule
+from app.incidents.models import (
+    Incident,
+    IncidentState,
+    IncidentStatusUpdate,
+    IncidentTicket,
+    TicketUpdateSchedule,
+)
 from app.incidents.schemas import IncidentFilters
 from app.tickets.models import Ticket, TicketStatus
 
@@ -57,6 +63,13 @@ async def list_links(
     session: AsyncSession, incident_id: int, key: SortKey, cursor: str | None, limit: int
 ) -> list[IncidentTicket]:
     statement = select(IncidentTicket).where(IncidentTicket.incident_id == incident_id)
+    return list(await session.scalars(paginate(statement, key, cursor, limit)))
+
+
+async def list_status_updates(
+    session: AsyncSession, incident_id: int, key: SortKey, cursor: str | None, limit: int
+) -> list[IncidentStatusUpdate]:
+    statement = select(IncidentStatusUpdate).where(IncidentStatusUpdate.incident_id == incident_id)
     return list(await session.scalars(paginate(statement, key, cursor, limit)))
 
 

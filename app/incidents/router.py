@@ -14,6 +14,7 @@ from app.incidents.schemas import (
     IncidentCreate,
     IncidentFilters,
     IncidentRead,
+    IncidentStatusUpdateRead,
     IncidentTicketRead,
     IncidentTicketsAdd,
     IncidentTicketsAdded,
@@ -163,9 +164,34 @@ async def post_status_update(
     """Send a status message to every linked ticket not yet solved, as a public reply mailed
     to its customer: a text, or a template filled in for each ticket (with the incident's
     `incident.title`, `incident.status_text`, `incident.next_update_at`). Tickets it cannot
-    go to are listed with the reason (supervisor role or higher)."""
+    go to are listed with the reason. The message is kept on the incident (`GET
+    /incidents/{id}/updates`), and a text becomes the incident's `status_text`, so the next
+    periodic update shows it. Updates are marked as automatic: they meet the tickets'
+    periodic update target, not a response target (supervisor role or higher)."""
     return await service.post_status_update(
-        session, principal, incident_id, body, OutboundConfig.from_settings(settings)
+        session, principal, incident_id, body, OutboundConfig.from_settings(settings), now=utcnow()
+    )
+
+
+@router.get(
+    "/{incident_id}/updates",
+    response_model=Page[IncidentStatusUpdateRead],
+    responses=responses(401, 403, 404, 422),
+)
+async def list_status_updates(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    incident_id: int,
+    limit: PageLimit,
+    cursor: Cursor = None,
+) -> Page[IncidentStatusUpdateRead]:
+    """The status messages posted to the incident, newest first, each with the tickets it
+    reached (agent role or higher)."""
+    rows, next_cursor = await service.list_status_updates(
+        session, principal, incident_id, cursor=cursor, limit=limit
+    )
+    return Page(
+        items=[IncidentStatusUpdateRead.model_validate(r) for r in rows], next_cursor=next_cursor
     )
 
 

@@ -120,6 +120,20 @@ class StatusUpdateCreate(BaseModel):
         return self
 
 
+class IncidentStatusUpdateRead(BaseModel):
+    """A status message posted to the incident's tickets."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    incident_id: int
+    body_text: str | None = Field(description="The text sent; null when a template was sent.")
+    template_id: int | None
+    author_id: int | None = Field(description="The agent who posted it.")
+    created_at: datetime
+    ticket_ids: list[int] = Field(description="The tickets it reached.")
+
+
 class SkippedTicket(BaseModel):
     ticket_id: int
     reason: str

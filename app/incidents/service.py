@@ -5,10 +5,11 @@ status message reaches all its open tickets at once, and with a template and an 
 scheduler pass sends the template to them every interval until the incident is resolved. A
 single ticket can have such a schedule of its own, which stops when the ticket is solved.
 
-Updates are public replies written through the routing service, so they are mailed through
-the outbox, audited and raise events like any reply. Periodic updates keep their rhythm:
-the next one is planned an interval after the previous planned time, and slots missed while
-no pass ran are skipped (one update after downtime, not a burst).
+Updates are public replies mailed through the outbox, audited and raising events like any
+reply, but marked as automatic updates: they are no agent's reply (no first or next response
+met, no "hours since agent reply" reset), only the periodic update target's. Periodic
+updates keep their rhythm: the next one is planned an interval after the previous planned
+time, and slots missed while no pass ran are skipped (one update after downtime, not a burst).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from app.auth.schemas import Principal, system_principal
 from app.core.errors import DomainError, Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.incidents import repository
-from app.incidents.models import Incident, IncidentState, IncidentTicket, TicketUpdateSchedule
+from app.incidents.models import (
+    Incident,
+    IncidentState,
+    IncidentStatusUpdate,
+    IncidentTicket,
+    TicketUpdateSchedule,
+)
 from app.incidents.schemas import (
     IncidentCreate,
     IncidentFilters,
@@ -38,8 +45,9 @@ from app.incidents.schemas import (
     StatusUpdateCreate,
     StatusUpdateResult,
 )
+from app.outbound import service as outbound
 from app.outbound.service import OutboundConfig
-from app.routing import service as routing
+from app.scheduler.items import RETRY_DELAY, describe
 from app.templates import service as templates
 from app.tickets import service as tickets
 from app.tickets.models import TicketStatus
@@ -51,6 +59,9 @@ ENTITY = "incident"
 SCHEDULER = system_principal("proactive updates")
 _NEWEST_FIRST = SortKey(Incident.created_at, Incident.id, descending=True)
 _LINKED_FIRST = SortKey(IncidentTicket.created_at, IncidentTicket.id, descending=False)
+_UPDATES_NEWEST_FIRST = SortKey(
+    IncidentStatusUpdate.created_at, IncidentStatusUpdate.id, descending=True
+)
 _DONE = frozenset({TicketStatus.solved, TicketStatus.closed})
 
 
@@ -274,12 +285,13 @@ async def _send(
                 )
                 body_text, body_html = rendered.body_text, rendered.body_html
             assert body_text is not None
-            message = await routing.post_message(
+            message = await outbound.post_message(
                 session,
                 actor,
                 ticket_id,
                 MessageCreate(body_text=body_text, body_html=body_html),
                 config,
+                automatic_update=True,
             )
             # Rendered here (with the incident's values), so the message names its template
             # itself rather than through MessageCreate, which would render it again.
@@ -320,18 +332,50 @@ async def post_status_update(
     incident_id: int,
     data: StatusUpdateCreate,
     config: OutboundConfig,
+    *,
+    now: datetime,
 ) -> StatusUpdateResult:
-    """One status message to every linked ticket not yet solved, in one go."""
+    """One status message to every linked ticket not yet solved, in one go. It is kept on
+    the incident, and its text becomes the incident's status text, which the next periodic
+    update shows."""
     actor.require(AgentRole.supervisor)
-    incident = await get_incident(session, actor, incident_id)
+    incident = await get_incident(session, actor, incident_id, for_update=True)
     await _check_template(session, data.template_id)
+    if data.body_text is not None:
+        incident.status_text = data.body_text
+        await session.flush()
     update = _Update(
         body_text=data.body_text,
         body_html=data.body_html,
         template_id=data.template_id,
         incident=_incident_values(incident),
     )
-    return await _send_to_incident(session, actor, incident, update, config, "incident.update_sent")
+    result = await _send_to_incident(
+        session, actor, incident, update, config, "incident.update_sent"
+    )
+    session.add(
+        IncidentStatusUpdate(
+            incident_id=incident.id,
+            body_text=data.body_text,
+            template_id=data.template_id,
+            author_id=actor.agent_id,
+            created_at=now,
+            ticket_ids=result.ticket_ids,
+        )
+    )
+    await session.flush()
+    return result
+
+
+async def list_status_updates(
+    session: AsyncSession, actor: Principal, incident_id: int, *, cursor: str | None, limit: int
+) -> tuple[list[IncidentStatusUpdate], str | None]:
+    """The status messages posted to the incident, newest first."""
+    incident = await get_incident(session, actor, incident_id)
+    rows = await repository.list_status_updates(
+        session, incident.id, _UPDATES_NEWEST_FIRST, cursor, limit
+    )
+    return next_cursor(rows, _UPDATES_NEWEST_FIRST, limit)
 
 
 async def claim_due_incidents(session: AsyncSession, now: datetime, limit: int) -> list[Incident]:
@@ -351,6 +395,23 @@ async def send_periodic_update(
     update = _Update(template_id=incident.template_id, incident=_incident_values(incident))
     await _send_to_incident(
         session, SCHEDULER, incident, update, config, "incident.periodic_update_sent"
+    )
+
+
+async def push_back_incident(
+    session: AsyncSession, incident: Incident, error: Exception, now: datetime
+) -> None:
+    """The periodic update failed: tried again a little later, the error kept."""
+    await session.refresh(incident)
+    incident.next_update_at = now + RETRY_DELAY
+    await session.flush()
+    await audit.record(
+        session,
+        SCHEDULER,
+        "incident.periodic_update_failed",
+        ENTITY,
+        incident.id,
+        after={"error": describe(error), "retry_at": incident.next_update_at.isoformat()},
     )
 
 
@@ -452,3 +513,20 @@ async def send_scheduled_update(
     )
     await session.flush()
     await _send(session, SCHEDULER, ticket.id, _Update(template_id=schedule.template_id), config)
+
+
+async def push_back_schedule(
+    session: AsyncSession, schedule: TicketUpdateSchedule, error: Exception, now: datetime
+) -> None:
+    """The ticket's update failed: tried again a little later, the error kept."""
+    await session.refresh(schedule)
+    schedule.next_update_at = now + RETRY_DELAY
+    await session.flush()
+    await audit.record(
+        session,
+        SCHEDULER,
+        "ticket.proactive_update_failed",
+        tickets.ENTITY,
+        schedule.ticket_id,
+        after={"error": describe(error), "retry_at": schedule.next_update_at.isoformat()},
+    )

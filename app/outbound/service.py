@@ -153,9 +153,12 @@ async def post_message(
     ticket_id: int,
     data: MessageCreate,
     config: OutboundConfig,
+    *,
+    automatic_update: bool = False,
 ) -> Message:
     """A reply, an internal note or a recorded customer message. A public reply is queued to be
-    mailed in the same transaction; notes are never mailed."""
+    mailed in the same transaction; notes are never mailed. An ``automatic_update`` reply is
+    mailed as automatic and counts as no agent's reply."""
     ticket = await tickets.get_ticket(session, actor, ticket_id, for_update=True)
     if data.template_id is not None:
         rendered = await templates.render_for_ticket(
@@ -191,6 +194,7 @@ async def post_message(
         ticket.id,
         data,
         copied_attachments=await _attachment_copies(session, actor, data.attachment_ids),
+        automatic_update=automatic_update,
     )
     if mailbox is not None:
         await _queue(session, ticket, message, mailbox, MailPurpose.reply, config)

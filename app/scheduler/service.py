@@ -36,6 +36,7 @@ from app.routing.engine import CompiledRuleSet, Decision, evaluate
 from app.routing.facts import Facts
 from app.routing.service import ScheduledTicket
 from app.scheduler import repository
+from app.scheduler.items import handle_each
 from app.tickets.models import Ticket
 
 log = structlog.get_logger(__name__)
@@ -174,9 +175,14 @@ class _Pass:
         locked = await repository.lock_open_tickets(session, [d.ticket.id for d in due])
         firings: list[dict[str, object]] = []
         forgotten: list[tuple[int, str]] = []
-        for item in await self.due(session, locked):
+
+        async def handle(item: _Due) -> None:
             firings.extend(await self.act(session, item))
             forgotten.extend((item.ticket.id, rule_id) for rule_id in item.forget)
+
+        # A ticket whose actions fail is left as it was, without a firing: the rest of the
+        # batch goes on, and the next pass (which moves on by id) tries it again.
+        await handle_each(session, await self.due(session, locked), handle, name="automations")
         if forgotten:
             await repository.forget_firings(session, forgotten)
         if firings:

@@ -17,7 +17,6 @@ from datetime import datetime
 from functools import partial
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import utcnow
@@ -93,16 +92,17 @@ class Scheduler:
         return PassResult(name, handled, time.perf_counter() - started)
 
     async def _run_passes(self, stop: asyncio.Event) -> None:
-        """One round; a pass that fails (the database gone for a moment) is logged and the
-        others still run: it is tried again next round."""
+        """One round; a pass that fails (the database gone for a moment, a bug) is logged with
+        its traceback and the others still run: it is tried again next round. Nothing a pass
+        raises reaches the worker, whose other parts share its event loop."""
         moment = self.clock()
         for name, run in self.passes:
             if stop.is_set():
                 return
             try:
                 result = await self._timed(name, run, moment)
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("scheduler_pass_failed", name=name, error=str(exc))
+            except Exception:
+                log.exception("scheduler_pass_failed", name=name)
                 continue
             if result.handled:
                 log.info(

@@ -397,12 +397,17 @@ async def _record_change(
 
 
 async def _save_message(
-    session: AsyncSession, actor: Principal, ticket: Ticket, message: Message
+    session: AsyncSession,
+    actor: Principal,
+    ticket: Ticket,
+    message: Message,
+    *,
+    automatic_update: bool = False,
 ) -> None:
     session.add(message)
     await session.flush()
     await privacy.scan_message(session, message)
-    await sla.on_message(session, ticket, message, utcnow())
+    await sla.on_message(session, ticket, message, utcnow(), automatic_update=automatic_update)
     await events.emit(
         session,
         MessageCreated(
@@ -483,9 +488,12 @@ async def add_message(
     data: MessageCreate,
     *,
     copied_attachments: Sequence[Attachment] = (),
+    automatic_update: bool = False,
 ) -> Message:
     """A reply, an internal note, or a recorded customer message; moves the ticket on.
-    Mailing a reply is the outbound domain's part."""
+    Mailing a reply is the outbound domain's part. An ``automatic_update`` (a proactive or
+    incident status update) is a public message marked as automatic: it is no agent's
+    reply, so it meets only the periodic update target and leaves the status alone."""
     ticket = await get_ticket(session, actor, ticket_id, for_update=True)
     before = _snapshot(ticket)
     customer_email = await customers.primary_email(session, ticket.customer_id)
@@ -510,10 +518,13 @@ async def add_message(
         attachments=[*await attachments.store(session, data.attachments), *copied_attachments],
         delivery=None,
     )
-    await _save_message(session, actor, ticket, message)
+    automatic_update = automatic_update and is_reply
+    if automatic_update:
+        message.kind = MailKind.auto_reply
+    await _save_message(session, actor, ticket, message, automatic_update=automatic_update)
     if inbound:
         _customer_wrote(ticket)
-    elif is_reply:
+    elif is_reply and not automatic_update:
         ticket.first_response_at = ticket.first_response_at or utcnow()
         ticket.last_agent_reply_at = utcnow()
         if ticket.status is TicketStatus.new:

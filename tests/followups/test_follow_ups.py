@@ -265,3 +265,93 @@ async def test_tickets_bring_their_current_follow_up_along_when_asked(
     follow_ups = listed.json()["included"]["follow_ups"]
     assert str(parked) in follow_ups
     assert str(other) not in follow_ups
+
+
+async def test_an_unassigned_ticket_comes_back_assigned_to_the_agent_who_set_the_reminder(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    maker: async_sessionmaker[AsyncSession],
+    make_agent: MakeAgent,
+    admin: Caller,
+) -> None:
+    agent = await make_agent()
+    ticket_id = await add_ticket(session)
+    due_at = datetime.now(UTC) + timedelta(hours=2)
+    await set_follow_up(client, agent, ticket_id, due_at=due_at.isoformat(), note="Ring op")
+
+    assert await run_follow_up_pass(maker, due_at) == 1
+    session.expire_all()
+    ticket = (await client.get(f"/api/v1/tickets/{ticket_id}", headers=agent.headers)).json()
+    assert (ticket["status"], ticket["assignee_id"]) == ("open", agent.id)
+    [event] = await due_events(session, ticket_id)
+    assert event["agent_id"] == agent.id
+    changes = await audit_events(
+        client, admin, entity_type="ticket", entity_id=str(ticket_id), action="ticket.updated"
+    )
+    assert any(c["after"].get("assignee_id") == agent.id for c in changes), "audited"
+
+
+async def test_a_reassigned_ticket_reminds_its_assignee_of_the_moment(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    maker: async_sessionmaker[AsyncSession],
+    make_agent: MakeAgent,
+) -> None:
+    setter = await make_agent(name="Sætter")
+    successor = await make_agent(name="Efterfølger")
+    ticket_id = await add_ticket(session, assignee_id=setter.id)
+    due_at = datetime.now(UTC) + timedelta(hours=2)
+    await set_follow_up(client, setter, ticket_id, due_at=due_at.isoformat(), note="Ring op")
+    moved = await client.patch(
+        f"/api/v1/tickets/{ticket_id}",
+        headers=setter.headers,
+        json={"assignee_id": successor.id},
+    )
+    assert moved.status_code == 200, moved.text
+
+    assert await run_follow_up_pass(maker, due_at) == 1
+    session.expire_all()
+    [event] = await due_events(session, ticket_id)
+    assert event["agent_id"] == successor.id
+    shown = await client.get(f"/api/v1/tickets/{ticket_id}/follow-up", headers=setter.headers)
+    assert shown.json()["agent_id"] == successor.id
+    ticket = (await client.get(f"/api/v1/tickets/{ticket_id}", headers=setter.headers)).json()
+    assert ticket["assignee_id"] == successor.id
+
+
+async def test_a_reminder_that_fails_is_pushed_back_and_the_others_fire(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    maker: async_sessionmaker[AsyncSession],
+    make_agent: MakeAgent,
+    admin: Caller,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = await make_agent()
+    broken, fine = [await add_ticket(session, assignee_id=agent.id) for _ in range(2)]
+    due_at = datetime.now(UTC) + timedelta(hours=1)
+    for ticket_id in (broken, fine):
+        await set_follow_up(client, agent, ticket_id, due_at=due_at.isoformat(), note="Ring")
+    fire = service.fire
+
+    async def fire_or_fail(session: AsyncSession, follow_up: Any, now: datetime) -> None:
+        await fire(session, follow_up, now)
+        if follow_up.ticket_id == broken:
+            raise RuntimeError("a bug in one reminder")
+
+    monkeypatch.setattr(service, "fire", fire_or_fail)
+    assert await run_follow_up_pass(maker, due_at) == 1
+    session.expire_all()
+    assert await ticket_status(client, agent, fine) == "open"
+    assert await ticket_status(client, agent, broken) == "pending", "rolled back alone"
+    assert await due_events(session, broken) == []
+    shown = await client.get(f"/api/v1/tickets/{broken}/follow-up", headers=agent.headers)
+    assert datetime.fromisoformat(shown.json()["due_at"]) == due_at + timedelta(minutes=5)
+    [failed] = await audit_events(
+        client, admin, entity_type="ticket", entity_id=str(broken), action="ticket.follow_up_failed"
+    )
+    assert failed["after"]["error"] == "RuntimeError: a bug in one reminder"
+
+    monkeypatch.setattr(service, "fire", fire)
+    assert await run_follow_up_pass(maker, due_at + timedelta(minutes=1)) == 0, "pushed back"
+    assert await run_follow_up_pass(maker, due_at + timedelta(minutes=5)) == 1
