@@ -23,9 +23,14 @@ the digest of its new content, and writes one audit event of its own whose ``aft
 ``audit_redactions: {count, digest}`` (``redactions_digest`` over the pairs). The database
 lets ``before``/``after`` of an audit event change only inside a transaction that set
 ``ticketry.audit_redaction`` (``REDACTION_SETTING``) and recorded the event's redaction first;
-every other UPDATE is refused as before. ``verify`` accepts an event whose digest differs
-from its link only when its recorded redaction matches its content and the redacting event,
-once sealed, vouches for exactly that set of redactions; it counts them as ``redacted``.
+every other UPDATE is refused as before. An event may be redacted again later (two people
+mentioned in it): each redaction records the digest it started from, and ``verify`` accepts
+an event whose digest differs from its link only when recorded redactions lead from the
+sealed digest to its content, each vouched for by a sealed ``customer.erased`` or
+``retention.applied`` event written in the redaction's own transaction whose claim matches
+exactly that redacting event's set; it counts them as ``redacted`` and lists the redacting
+events. Whoever can write as the application could still forge such a pair: the forgery is
+then itself a sealed, listed erasure for the review (see the README's Audit trail).
 
 The window: an event is unprotected from its write until it is sealed, that is until its
 transaction and every older one have ended and the next seal pass ran (the workers seal every

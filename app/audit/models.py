@@ -70,7 +70,15 @@ class AuditRedaction(IdMixin, Base):
 
     # No foreign keys: audit events are never deleted, and the audit tables stay truncatable
     # together by someone with full rights (the chain then shows it).
-    event_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    """Several redactions of one event chain up: each starts from the digest the previous one
+    left (a person erased, then another mentioned in the same event)."""
     redacted_by_event_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    previous_digest: Mapped[str] = mapped_column(String(64))
+    """The digest of the event's content before this redaction."""
     redacted_digest: Mapped[str] = mapped_column(String(64))
+    txid: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("pg_current_xact_id()::text::bigint")
+    )
+    """The writing transaction: the database lets the event change only in that one."""
     redacted_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -7,16 +7,17 @@ from sqlalchemy import (
     BigInteger,
     Select,
     Text,
+    bindparam,
     cast,
     func,
     literal,
     literal_column,
-    null,
     or_,
     select,
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.chain import REDACTION_SETTING
@@ -133,9 +134,17 @@ async def count_unsealed(session: AsyncSession) -> int:
 
 async def redactions_of(
     session: AsyncSession, event_ids: Sequence[int]
-) -> dict[int, AuditRedaction]:
-    statement = select(AuditRedaction).where(AuditRedaction.event_id.in_(event_ids))
-    return {r.event_id: r for r in await session.scalars(statement)}
+) -> dict[int, list[AuditRedaction]]:
+    """The events' redactions, each event's in the order they were made."""
+    statement = (
+        select(AuditRedaction)
+        .where(AuditRedaction.event_id.in_(event_ids))
+        .order_by(AuditRedaction.id)
+    )
+    found: dict[int, list[AuditRedaction]] = {}
+    for redaction in await session.scalars(statement):
+        found.setdefault(redaction.event_id, []).append(redaction)
+    return found
 
 
 async def redaction_pairs(
@@ -152,27 +161,44 @@ async def is_sealed(session: AsyncSession, event_id: int) -> bool:
     return await session.scalar(statement) is not None
 
 
+_REPLACE_BATCH = 500
+
+_EVENTS = AuditEvent.metadata.tables[AuditEvent.__tablename__]
+# On the table, not the entity: a list of parameters then runs as one executemany, not the
+# ORM's update by primary key.
+_REPLACE = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(
+        before=bindparam("new_before", type_=JSONB(none_as_null=True)),
+        after=bindparam("new_after", type_=JSONB(none_as_null=True)),
+    )
+)
+
+
 async def replace_content(
     session: AsyncSession,
     redactions: Sequence[AuditRedaction],
     contents: dict[int, tuple[dict[str, Any] | None, dict[str, Any] | None]],
 ) -> None:
     """Record the redactions, then replace the events' content under the redaction setting
-    (the database refuses the UPDATE otherwise, or for an event without its redaction)."""
+    (the database refuses the UPDATE otherwise, or for an event without its redaction in
+    this transaction), ``_REPLACE_BATCH`` events per statement."""
     session.add_all(redactions)
     await session.flush()
     await session.execute(select(func.set_config(REDACTION_SETTING, "on", True)))
-    for event_id, (before, after) in contents.items():
-        await session.execute(
-            update(AuditEvent)
-            .where(AuditEvent.id == event_id)
-            .values(
-                before=null() if before is None else before,
-                after=null() if after is None else after,
-            )
-            .execution_options(synchronize_session=False)
-        )
+    rows = [
+        {"event_id": event_id, "new_before": before, "new_after": after}
+        for event_id, (before, after) in contents.items()
+    ]
+    for start in range(0, len(rows), _REPLACE_BATCH):
+        await session.execute(_REPLACE, rows[start : start + _REPLACE_BATCH])
     await session.execute(select(func.set_config(REDACTION_SETTING, "off", True)))
+
+
+async def redacting_events(session: AsyncSession, event_ids: Collection[int]) -> list[AuditEvent]:
+    statement = select(AuditEvent).where(AuditEvent.id.in_(event_ids)).order_by(AuditEvent.id)
+    return list(await session.scalars(statement))
 
 
 async def event_exists(session: AsyncSession, event_id: int) -> bool:

@@ -72,6 +72,18 @@ class ChainHead(BaseModel):
     )
 
 
+class RedactingEvent(BaseModel):
+    """A sealed event that redacted others: the one who decided it answers for it."""
+
+    event_id: int
+    action: str = Field(examples=["customer.erased"])
+    entity_type: str
+    entity_id: str
+    actor_label: str
+    occurred_at: datetime
+    redacted: int = Field(description="Checked events whose content it replaced.")
+
+
 class AuditVerification(BaseModel):
     ok: bool
     checked: int = Field(description="Links of the chain checked.")
@@ -79,6 +91,11 @@ class AuditVerification(BaseModel):
         default=0,
         description="Checked events whose personal content was redacted (a data subject's "
         "erasure, a retention pass): recorded, and vouched for by the sealed event that did it.",
+    )
+    redacting_events: list[RedactingEvent] = Field(
+        default_factory=list,
+        description="The events that vouch for the redactions, oldest first: every change of "
+        "sealed content is one of these, for anyone to review.",
     )
     unsealed: int = Field(
         description="Events not sealed yet: written by transactions still running (or just "

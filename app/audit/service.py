@@ -25,6 +25,7 @@ from app.audit.schemas import (
     BrokenLink,
     ChainHead,
     ExportFormat,
+    RedactingEvent,
 )
 from app.auth.schemas import Principal
 from app.core.pagination import SortKey, next_cursor
@@ -115,10 +116,26 @@ async def record_read(
     )
 
 
+async def record_reads(
+    session: AsyncSession, actor: Principal, entity_type: str, entity_ids: Collection[int]
+) -> None:
+    """``record_read`` for each of several records read at once (side-loaded with a page),
+    written with one INSERT."""
+    session.add_all(
+        _new_event(actor, f"{entity_type}.viewed", entity_type, entity_id, None, None)
+        for entity_id in sorted(entity_ids)
+    )
+    await session.flush()
+
+
 # --- redaction ---------------------------------------------------------------------------------
 
 REDACTIONS_KEY = "audit_redactions"
 """Where a redacting event's ``after`` vouches for its redactions: ``{count, digest}``."""
+
+REDACTING_ACTIONS = frozenset({"customer.erased", "retention.applied"})
+"""The only actions whose events may vouch for redactions: any other event claiming to is
+ignored by ``verify``."""
 
 
 @dataclass(frozen=True)
@@ -156,11 +173,13 @@ async def redact(
 ) -> None:
     """Record ``action`` (with ``after``) as the event that redacts, and replace the content
     of the given events; the only way audit content ever changes (see ``app.audit.chain``)."""
+    assert action in REDACTING_ACTIONS, action
     contents: dict[int, tuple[Snapshot | None, Snapshot | None]] = {}
-    pairs = []
+    pairs, previous = [], {}
     for redaction in redactions:
         event = redaction.event
         contents[event.id] = (redaction.before, redaction.after)
+        previous[event.id] = content_digest(event)
         digest = content_digest(_with_content(event, redaction.before, redaction.after))
         pairs.append((event.id, digest))
     claim = {"count": len(pairs), "digest": redactions_digest(pairs)}
@@ -172,7 +191,12 @@ async def redact(
     if not pairs:
         return
     rows = [
-        AuditRedaction(event_id=event_id, redacted_by_event_id=redactor.id, redacted_digest=digest)
+        AuditRedaction(
+            event_id=event_id,
+            redacted_by_event_id=redactor.id,
+            previous_digest=previous[event_id],
+            redacted_digest=digest,
+        )
         for event_id, digest in pairs
     ]
     await repository.replace_content(session, rows, contents)
@@ -260,16 +284,19 @@ async def verify(
 ) -> AuditVerification:
     """Seal what is settled, then recompute every link from the first (admin). Stops at the
     first link that does not hold; ``on_progress(checked, total)`` follows the work. A
-    redacted event holds when its redaction is recorded and vouched for (``app.audit.chain``)."""
+    redacted event holds when a chain of recorded redactions leads from its sealed digest to
+    its content and each is vouched for by a sealed redacting event (``app.audit.chain``);
+    those events are listed."""
     actor.require(AgentRole.admin)
     while await seal(session, now) == SEAL_BATCH:
         pass
     total = await repository.count_links(session)
     checked, previous, head, broken = 0, GENESIS, None, None
-    redacted: dict[int, int] = {}
-    """Redacted event id -> its position, to confirm once the whole chain was read."""
-    claims: dict[int, str] = {}
-    """Checked redacting event id -> the digest of the redactions it vouches for."""
+    redacted: dict[int, tuple[int, list[AuditRedaction]]] = {}
+    """Redacted event id -> its position and the redactions that lead to its content, to
+    confirm once the whole chain was read."""
+    claims: dict[int, tuple[int, str]] = {}
+    """Checked redacting event id -> its txid and the digest of the redactions it vouches for."""
     while broken is None:
         batch = await repository.links_after(session, checked, _VERIFY_BATCH)
         if not batch:
@@ -278,16 +305,20 @@ async def verify(
             session, [event.id for _, event in batch if event is not None]
         )
         for link, event in batch:
-            redaction = redactions.get(event.id) if event is not None else None
-            broken = _check(checked + 1, link, event, previous, redaction)
+            path = _redaction_path(link, event, redactions.get(event.id, []) if event else [])
+            broken = _check(checked + 1, link, event, previous, path)
             if broken:
                 break
             assert event is not None
-            if content_digest(event) != link.content_digest:
-                redacted[event.id] = link.position
+            if path:
+                redacted[event.id] = (link.position, path)
             claim = (event.after or {}).get(REDACTIONS_KEY)
-            if isinstance(claim, dict) and isinstance(claim.get("digest"), str):
-                claims[event.id] = claim["digest"]
+            if (
+                event.action in REDACTING_ACTIONS
+                and isinstance(claim, dict)
+                and isinstance(claim.get("digest"), str)
+            ):
+                claims[event.id] = (event.txid, claim["digest"])
             checked, previous = link.position, link.hash
             head = ChainHead(position=link.position, hash=link.hash)
         if on_progress:
@@ -298,34 +329,54 @@ async def verify(
         ok=broken is None,
         checked=checked,
         redacted=len(redacted),
+        redacting_events=await _redacting_events(session, redacted),
         unsealed=await repository.count_unsealed(session),
         first_broken=broken,
         head=head,
     )
 
 
+def _redaction_path(
+    link: AuditChainLink, event: AuditEvent | None, redactions: list[AuditRedaction]
+) -> list[AuditRedaction]:
+    """The recorded redactions that lead from the sealed digest to the event's content, in
+    order; empty when the content is as sealed or no such chain exists. A redaction made
+    before the event was sealed starts from no sealed digest and is skipped."""
+    if event is None:
+        return []
+    current = content_digest(event)
+    if current == link.content_digest:
+        return []
+    digest, path = link.content_digest, []
+    for redaction in redactions:
+        if redaction.previous_digest == digest:
+            path.append(redaction)
+            digest = redaction.redacted_digest
+    return path if digest == current else []
+
+
 async def _unvouched(
-    session: AsyncSession, redacted: dict[int, int], claims: dict[int, str]
+    session: AsyncSession,
+    redacted: dict[int, tuple[int, list[AuditRedaction]]],
+    claims: dict[int, tuple[int, str]],
 ) -> BrokenLink | None:
-    """The first redacted event that no sealed redacting event vouches for. A redacting event
-    not sealed yet (its transaction just ended) is given the benefit until the next verify."""
-    by_redactor: dict[int, list[int]] = {}
-    for redaction in (await repository.redactions_of(session, list(redacted))).values():
-        by_redactor.setdefault(redaction.redacted_by_event_id, []).append(redaction.event_id)
-    for redactor, event_ids in sorted(by_redactor.items()):
+    """The first redacted event with a redaction no sealed redacting event (of a redacting
+    action, written in the same transaction) vouches for exactly."""
+    by_redactor: dict[int, list[AuditRedaction]] = {}
+    for _, path in redacted.values():
+        for redaction in path:
+            by_redactor.setdefault(redaction.redacted_by_event_id, []).append(redaction)
+    for redactor, used in sorted(by_redactor.items()):
         claim = claims.get(redactor)
         if (
-            claim is None
-            and not await repository.is_sealed(session, redactor)
-            and await repository.event_exists(session, redactor)
+            claim is not None
+            and all(r.txid == claim[0] for r in used)
+            and claim[1] == redactions_digest(await repository.redaction_pairs(session, redactor))
         ):
             continue
-        pairs = await repository.redaction_pairs(session, redactor)
-        if claim is not None and claim == redactions_digest(pairs):
-            continue
-        event_id = min(event_ids, key=redacted.__getitem__)
+        event_id = min((r.event_id for r in used), key=lambda i: redacted[i][0])
         return BrokenLink(
-            position=redacted[event_id],
+            position=redacted[event_id][0],
             event_id=event_id,
             problem="altered",
             detail=f"Audit event {event_id} was changed after it was sealed: it is recorded "
@@ -334,12 +385,33 @@ async def _unvouched(
     return None
 
 
+async def _redacting_events(
+    session: AsyncSession, redacted: dict[int, tuple[int, list[AuditRedaction]]]
+) -> list[RedactingEvent]:
+    counts: dict[int, set[int]] = {}
+    for event_id, (_, path) in redacted.items():
+        for redaction in path:
+            counts.setdefault(redaction.redacted_by_event_id, set()).add(event_id)
+    return [
+        RedactingEvent(
+            event_id=event.id,
+            action=event.action,
+            entity_type=event.entity_type,
+            entity_id=event.entity_id,
+            actor_label=event.actor_label,
+            occurred_at=event.occurred_at,
+            redacted=len(counts[event.id]),
+        )
+        for event in await repository.redacting_events(session, counts)
+    ]
+
+
 def _check(
     position: int,
     link: AuditChainLink,
     event: AuditEvent | None,
     previous: str,
-    redaction: AuditRedaction | None,
+    path: list[AuditRedaction],
 ) -> BrokenLink | None:
     if link.position != position:
         return BrokenLink(
@@ -356,10 +428,7 @@ def _check(
             detail=f"Audit event {link.event_id}, sealed at {link.sealed_at.isoformat()}, "
             "was deleted.",
         )
-    digest = content_digest(event)
-    intact = digest == link.content_digest or (
-        redaction is not None and redaction.redacted_digest == digest
-    )
+    intact = bool(path) or content_digest(event) == link.content_digest
     if not intact or link_hash(previous, link.content_digest) != link.hash:
         return BrokenLink(
             position=position,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, text
@@ -25,6 +26,9 @@ class Customer(IdMixin, TimestampMixin, VersionedMixin, ChangeTxidMixin, Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     blocked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     """No mail is sent to a blocked customer's addresses (spam, abuse)."""
+    erased_at: Mapped[datetime | None]
+    """When the person was erased (GDPR Art. 17): the row is an anonymous statistics owner
+    since, and nothing new is ever filed under it."""
 
     # passive_deletes: the database's ON DELETE CASCADE removes the rows on delete.
     emails: Mapped[list[CustomerEmail]] = relationship(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -83,3 +84,10 @@ class Queue(IdMixin, TimestampMixin, VersionedMixin, Base):
         Enum(RetentionAction, name="retention_action"),
         server_default=RetentionAction.anonymise.value,
     )
+    retention_confirmed_months: Mapped[int | None] = mapped_column(Integer)
+    retention_confirmed_action: Mapped[RetentionAction | None] = mapped_column(
+        Enum(RetentionAction, name="retention_action", create_type=False)
+    )
+    """The policy an admin confirmed after its preview; the retention pass acts only while
+    ``retention_months`` and ``retention_action`` are still exactly this."""
+    retention_confirmed_at: Mapped[datetime | None]

@@ -6,6 +6,7 @@ CLI says so with its exit code."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import service as audit
-from app.audit.chain import content_digest
+from app.audit.chain import content_digest, redactions_digest
 from app.audit.models import AuditChainLink, AuditEvent
 from app.audit.schemas import AuditVerification
 from app.audit.worker import AuditSealer
@@ -314,14 +315,18 @@ async def test_a_redaction_no_sealed_event_vouches_for_is_a_broken_link(maker: M
     await _as_superuser(maker, "UPDATE audit_events SET after = '{}' WHERE id = :id", id=ids[0])
     async with maker() as session:
         event = await session.get(AuditEvent, ids[0])
+        link = await session.scalar(select(AuditChainLink).where(AuditChainLink.event_id == ids[0]))
         assert event is not None
+        assert link is not None
         digest = content_digest(event)
     await _as_superuser(
         maker,
-        "INSERT INTO audit_redactions (event_id, redacted_by_event_id, redacted_digest) "
-        "VALUES (:event_id, :by, :digest)",
+        "INSERT INTO audit_redactions "
+        "(event_id, redacted_by_event_id, previous_digest, redacted_digest) "
+        "VALUES (:event_id, :by, :previous, :digest)",
         event_id=ids[0],
         by=ids[1],
+        previous=link.content_digest,
         digest=digest,
     )
     result = await verify(maker)
@@ -330,6 +335,75 @@ async def test_a_redaction_no_sealed_event_vouches_for_is_a_broken_link(maker: M
     assert result.first_broken is not None
     assert (result.first_broken.position, result.first_broken.event_id) == (1, ids[0])
     assert "does not vouch" in result.first_broken.detail
+
+
+async def test_an_event_redacted_twice_verifies_and_both_redacting_events_are_listed(
+    maker: Maker,
+) -> None:
+    ids = await write(maker, 2, label="Søren Ærø og Ida Holm")
+    await seal_everything(maker)
+
+    first = await _redact(maker, ids[0], {"note": "[erased] og Ida Holm"})
+    second = await _redact(maker, ids[0], {"note": "[erased] og [erased]"})
+    result = await seal_everything(maker)
+
+    assert result.ok, result.first_broken
+    assert (result.checked, result.redacted) == (4, 1)
+    assert [(e.event_id, e.action, e.redacted) for e in result.redacting_events] == [
+        (first, "customer.erased", 1),
+        (second, "customer.erased", 1),
+    ]
+
+
+async def test_a_redaction_vouched_for_by_another_action_or_transaction_does_not_hold(
+    maker: Maker,
+) -> None:
+    """What the application's own database role can do: set the redaction setting, record a
+    redaction and write an event claiming it. Only a sealed ``customer.erased`` or
+    ``retention.applied`` written in the redaction's transaction vouches."""
+    for action, same_transaction in (("ticket.updated", True), ("customer.erased", False)):
+        [event_id] = await write(maker, 1)
+        await seal_everything(maker)
+        async with maker() as session:
+            event = await session.get(AuditEvent, event_id)
+            assert event is not None
+            previous = content_digest(event)
+            event.after = {"note": "forged"}
+            forged = content_digest(event)
+            await session.rollback()
+        async with maker() as session:
+            claim = {"count": 1, "digest": redactions_digest([(event_id, forged)])}
+            await session.execute(
+                text(
+                    "INSERT INTO audit_events (actor_label, action, entity_type, entity_id, "
+                    "after) VALUES ('x', :action, 'customer', '1', :after) RETURNING id"
+                ),
+                {"action": action, "after": json.dumps({"audit_redactions": claim})},
+            )
+            redactor = await _last_id(session)
+            if not same_transaction:
+                await session.commit()
+            await session.execute(
+                text(
+                    "INSERT INTO audit_redactions "
+                    "(event_id, redacted_by_event_id, previous_digest, redacted_digest) "
+                    "VALUES (:event_id, :by, :previous, :forged)"
+                ),
+                {"event_id": event_id, "by": redactor, "previous": previous, "forged": forged},
+            )
+            await session.execute(text("SELECT set_config('ticketry.audit_redaction', 'on', true)"))
+            await session.execute(
+                text("""UPDATE audit_events SET after = '{"note": "forged"}' WHERE id = :id"""),
+                {"id": event_id},
+            )
+            await session.commit()
+        result = await seal_everything(maker)
+
+        assert not result.ok, action
+        assert result.first_broken is not None
+        assert result.first_broken.event_id == event_id
+        assert "does not vouch" in result.first_broken.detail
+        await _as_superuser(maker, "TRUNCATE audit_events, audit_chain")
 
 
 async def test_the_database_changes_audit_content_only_through_a_recorded_redaction(
@@ -346,12 +420,12 @@ async def test_the_database_changes_audit_content_only_through_a_recorded_redact
         with pytest.raises(DBAPIError, match="is append-only"):
             await session.execute(text(without_setting), {"id": event_id})
     redactor = await _redact(maker, event_id, {"note": "[erased]"})
-    async with maker() as session:
-        await session.execute(text(with_setting))
-        with pytest.raises(DBAPIError, match="is append-only"):
-            await session.execute(
-                text("UPDATE audit_events SET action = 'x' WHERE id = :id"), {"id": event_id}
-            )
+    # Its redaction was recorded by another transaction: it covers no later change.
+    for statement in (without_setting, "UPDATE audit_events SET action = 'x' WHERE id = :id"):
+        async with maker() as session:
+            await session.execute(text(with_setting))
+            with pytest.raises(DBAPIError, match="is append-only"):
+                await session.execute(text(statement), {"id": event_id})
     for statement in (
         "UPDATE audit_redactions SET redacted_digest = 'x'",
         "DELETE FROM audit_redactions",
