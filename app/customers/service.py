@@ -17,7 +17,13 @@ from app.customers import repository
 from app.customers.models import Customer, CustomerEmail
 from app.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
 from app.events import service as events
-from app.events.schemas import CustomerCreated, CustomerMerged, CustomerUpdated, field_changes
+from app.events.schemas import (
+    CustomerCreated,
+    CustomerDeleted,
+    CustomerMerged,
+    CustomerUpdated,
+    field_changes,
+)
 from app.organisations import service as organisations
 from app.tickets import service as ticket_service
 
@@ -360,6 +366,7 @@ async def delete_customer(
         customer_id,
         before={"id": customer_id, "ticket_count": 0},
     )
+    await events.emit(session, CustomerDeleted(customer_id=customer_id))
 
 
 async def resolve_customer(
@@ -399,8 +406,17 @@ async def resolve_customer(
 
 async def release_organisation(session: AsyncSession, organisation_id: int) -> list[int]:
     """Unlink the customers of an organisation that is being deleted, each as a change of the
-    customer (its version moves); returns their ids, for the caller's audit event."""
-    return await repository.release_organisation(session, organisation_id)
+    customer (its version moves) with a ``customer.updated``; returns their ids, for the
+    caller's audit event."""
+    released = await repository.release_organisation(session, organisation_id)
+    await events.emit_many(
+        session,
+        [
+            CustomerUpdated(customer_id=customer_id, fields=["organisation_id"])
+            for customer_id in released
+        ],
+    )
+    return released
 
 
 async def primary_email(session: AsyncSession, customer_id: int) -> str | None:

@@ -97,6 +97,14 @@ class TicketUpdated(_TicketEvent):
     )
 
 
+class TicketDeleted(_TicketEvent):
+    """A ticket was deleted, with its messages (by its queue's retention period)."""
+
+    type_name = "ticket.deleted"
+
+    reason: Literal["retention"] = Field(description="Why it was deleted.")
+
+
 class TicketAssigned(_TicketEvent):
     """The ticket's assignee or team changed."""
 
@@ -215,6 +223,43 @@ class CustomerErased(_CustomerEvent):
     erased: dict[str, int] = Field(description="Rows erased or anonymised, per table.")
 
 
+class CustomerDeleted(_CustomerEvent):
+    """A customer without tickets was deleted."""
+
+    type_name = "customer.deleted"
+
+
+class _OrganisationEvent(EventData):
+    # Ids and field names only, as for customers: attributes may name people.
+    entity = "organisation"
+    entity_field = "organisation_id"
+
+    organisation_id: int
+
+
+class OrganisationCreated(_OrganisationEvent):
+    """An organisation was created."""
+
+    type_name = "organisation.created"
+
+
+class OrganisationUpdated(_OrganisationEvent):
+    """Fields of an organisation changed; read the organisation for the new values."""
+
+    type_name = "organisation.updated"
+
+    fields: list[str] = Field(description="The names of the changed fields.")
+
+
+class OrganisationDeleted(_OrganisationEvent):
+    """An organisation was deleted; its customers stay, without an organisation (each gets a
+    `customer.updated`)."""
+
+    type_name = "organisation.deleted"
+
+    customers_unlinked: int
+
+
 class MailQuarantined(EventData):
     """An incoming mail could not be processed and was set aside; it can be retried."""
 
@@ -289,6 +334,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
     for model in (
         TicketCreated,
         TicketUpdated,
+        TicketDeleted,
         TicketAssigned,
         TicketStatusChanged,
         TicketSlaBreached,
@@ -299,6 +345,10 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CustomerUpdated,
         CustomerMerged,
         CustomerErased,
+        CustomerDeleted,
+        OrganisationCreated,
+        OrganisationUpdated,
+        OrganisationDeleted,
         MailQuarantined,
         OutboundFailed,
         RoutingNotify,

@@ -21,6 +21,7 @@ import binascii
 import json
 from collections.abc import Sequence
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
@@ -34,15 +35,26 @@ _START = (0, 0)
 
 
 async def emit(session: AsyncSession, event: EventData) -> Event:
-    row = Event(
-        type=event.type_name,
-        entity=event.entity,
-        entity_id=event.entity_id,
-        data=event.model_dump(mode="json", by_alias=True),
-    )
+    row = Event(**_row(event))
     session.add(row)
     await session.flush()
     return row
+
+
+async def emit_many(session: AsyncSession, events: Sequence[EventData]) -> None:
+    """Emit many events with one INSERT (a change of many tickets at once): a round trip
+    per event would make one bulk change thousands of them."""
+    if events:
+        await session.execute(insert(Event), [_row(event) for event in events])
+
+
+def _row(event: EventData) -> dict[str, object]:
+    return {
+        "type": event.type_name,
+        "entity": event.entity,
+        "entity_id": event.entity_id,
+        "data": event.model_dump(mode="json", by_alias=True),
+    }
 
 
 def encode_position(position: tuple[int, int]) -> str:

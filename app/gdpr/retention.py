@@ -23,6 +23,7 @@ from app.gdpr.redaction import ERASED
 from app.gdpr.schemas import RetentionPreview, RetentionQueuePreview
 from app.gdpr.service import Scope, erase_content
 from app.queues.models import Queue, RetentionAction
+from app.tickets import service as tickets
 from app.tickets.models import Ticket
 
 ACTOR = "retention"
@@ -70,12 +71,14 @@ async def apply(
 ) -> dict[str, int]:
     """Anonymise or delete the tickets (locked by the caller) as the queue says; audited as
     one ``retention.applied`` event on the queue, which also redacts the audit events about
-    the tickets."""
+    the tickets; each ticket gets a ``ticket.deleted`` or ``ticket.updated`` event."""
     messages = await repository.messages_of(session, ticket_ids)
     counts: Counter[str] = Counter()
     scope = Scope(ticket_ids=ticket_ids, message_ids=[m.id for m in messages])
     redactions = await erase_content(session, scope, counts)
-    if queue.retention_action is RetentionAction.delete:
+    deleting = queue.retention_action is RetentionAction.delete
+    await tickets.emit_removed(session, ticket_ids, deleted=deleting, erased=ERASED)
+    if deleting:
         counts["tickets"] = await repository.delete_by_id(session, Ticket.id, ticket_ids)
     else:
         counts["tickets"] = await repository.anonymise_tickets(session, ticket_ids, ERASED)

@@ -9,6 +9,13 @@ from app.core.errors import Conflict, Invalid, NotFound, check_version
 from app.core.external_ids import upsert, with_path_id
 from app.core.pagination import SortKey, next_cursor
 from app.customers import service as customers
+from app.events import service as events
+from app.events.schemas import (
+    OrganisationCreated,
+    OrganisationDeleted,
+    OrganisationUpdated,
+    field_changes,
+)
 from app.organisations import repository
 from app.organisations.models import Organisation
 from app.organisations.schemas import OrganisationCreate, OrganisationRead, OrganisationUpdate
@@ -111,6 +118,7 @@ async def create_organisation(
         organisation.id,
         after=_snapshot(organisation),
     )
+    await events.emit(session, OrganisationCreated(organisation_id=organisation.id))
     return organisation
 
 
@@ -134,15 +142,15 @@ async def update_organisation(
     ):
         organisation.touch()
     await session.flush()
+    old, new = audit.changed_fields(before, _snapshot(organisation))
     await audit.record(
-        session,
-        actor,
-        "organisation.updated",
-        ENTITY,
-        organisation.id,
-        before=before,
-        after=_snapshot(organisation),
+        session, actor, "organisation.updated", ENTITY, organisation.id, before=old, after=new
     )
+    changed = field_changes(old, new)
+    if changed:
+        await events.emit(
+            session, OrganisationUpdated(organisation_id=organisation.id, fields=sorted(changed))
+        )
     return organisation
 
 
@@ -194,4 +202,8 @@ async def delete_organisation(
     await session.flush()
     await audit.record(
         session, actor, "organisation.deleted", ENTITY, organisation_id, before=before
+    )
+    await events.emit(
+        session,
+        OrganisationDeleted(organisation_id=organisation_id, customers_unlinked=len(customer_ids)),
     )

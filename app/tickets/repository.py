@@ -52,16 +52,23 @@ async def count_open_for_customer(session: AsyncSession, customer_id: int) -> in
 
 async def release(
     session: AsyncSession, column: InstrumentedAttribute[int | None], value: int
-) -> list[int]:
-    """Clear a reference (queue, team) on every ticket holding it, as a change of each ticket."""
-    changed = await session.scalars(
+) -> Sequence[Row[int, int, int | None]]:
+    """Clear a reference (queue, team) on every ticket holding it, as a change of each ticket;
+    each changed ticket's id, number and assignee."""
+    changed = await session.execute(
         update(Ticket)
         .where(column == value)
         .values({column.key: None, "version": Ticket.version + 1})
-        .returning(Ticket.id)
+        .returning(Ticket.id, Ticket.number, Ticket.assignee_id)
         .execution_options(synchronize_session="fetch")
     )
-    return list(changed)
+    return changed.all()
+
+
+async def numbers(session: AsyncSession, ticket_ids: Collection[int]) -> dict[int, int]:
+    """The ticket numbers of these tickets, by id."""
+    rows = await session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids)))
+    return {ticket_id: number for ticket_id, number in rows}
 
 
 def _filtered(
@@ -144,6 +151,32 @@ async def list_messages(
     return list(await session.scalars(statement))
 
 
+async def latest_messages(
+    session: AsyncSession, ticket_ids: list[int], *, public_only: bool, per_ticket: int
+) -> list[Message]:
+    """The latest ``per_ticket`` messages of each ticket (one query, ranked per ticket), oldest
+    first, with their attachments."""
+    ranked = select(
+        Message.id,
+        func.row_number()
+        .over(
+            partition_by=Message.ticket_id, order_by=(Message.created_at.desc(), Message.id.desc())
+        )
+        .label("rank"),
+    ).where(Message.ticket_id.in_(ticket_ids))
+    if public_only:
+        ranked = ranked.where(Message.is_public.is_(True))
+    latest = ranked.subquery()
+    statement = (
+        select(Message)
+        .join(latest, latest.c.id == Message.id)
+        .where(latest.c.rank <= per_ticket)
+        .options(selectinload(Message.attachments), selectinload(Message.delivery))
+        .order_by(Message.created_at, Message.id)
+    )
+    return list(await session.scalars(statement))
+
+
 async def get_message(
     session: AsyncSession, message_id: int, *, with_attachments: bool = False
 ) -> Message | None:
@@ -190,26 +223,45 @@ async def count_tags(
     return (await session.execute(statement)).all()
 
 
-async def _update_tagged(session: AsyncSession, tag: str, new_tags: Any) -> int:
-    """Set ``tags`` to ``new_tags`` on every ticket carrying ``tag``; the number changed."""
-    changed = await session.scalars(
-        update(Ticket)
+async def _update_tagged(
+    session: AsyncSession, tag: str, new_tags: Any
+) -> list[tuple[int, int, list[str], list[str]]]:
+    """Set ``tags`` to ``new_tags`` on every ticket carrying ``tag``; each changed ticket's
+    id, number and tags before and after."""
+    before = await session.execute(
+        select(Ticket.id, Ticket.number, Ticket.tags)
         # `@>` uses the GIN index, so only the tickets carrying the tag are visited.
         .where(Ticket.tags.contains(array([tag])))
+        .order_by(Ticket.id)
+        .with_for_update()
+    )
+    old = {ticket_id: (number, tags) for ticket_id, number, tags in before}
+    if not old:
+        return []
+    after = await session.execute(
+        update(Ticket)
+        .where(Ticket.id.in_(old))
         # A bulk UPDATE bypasses the ORM's version counter: bump it (and updated_at, by its
         # onupdate default) so ETags and `updated_since` syncs see the change.
         .values(tags=new_tags, version=Ticket.version + 1)
-        .returning(Ticket.id)
+        .returning(Ticket.id, Ticket.tags)
         .execution_options(synchronize_session="fetch")
     )
-    return len(changed.all())
+    return [
+        (ticket_id, old[ticket_id][0], old[ticket_id][1], tags)
+        for ticket_id, tags in sorted(after.all())
+    ]
 
 
-async def remove_tag(session: AsyncSession, tag: str) -> int:
+async def remove_tag(
+    session: AsyncSession, tag: str
+) -> list[tuple[int, int, list[str], list[str]]]:
     return await _update_tagged(session, tag, func.array_remove(Ticket.tags, tag))
 
 
-async def rename_tag(session: AsyncSession, old: str, new: str) -> int:
+async def rename_tag(
+    session: AsyncSession, old: str, new: str
+) -> list[tuple[int, int, list[str], list[str]]]:
     # A ticket that has the new tag already just loses the old one, so no tag appears twice;
     # otherwise the new name takes the old one's place in the list.
     new_tags = case(
@@ -266,23 +318,25 @@ async def move_messages(session: AsyncSession, from_ticket_id: int, to_ticket_id
     return len(moved.all())
 
 
-async def move_customer(session: AsyncSession, from_customer_id: int, to_customer_id: int) -> int:
+async def move_customer(
+    session: AsyncSession, from_customer_id: int, to_customer_id: int
+) -> Sequence[Row[int, int]]:
     """Give the customer's tickets, and the messages they wrote, to another customer; each
-    ticket's version moves. Returns how many tickets moved."""
+    ticket's version moves. Returns the moved tickets' ids and numbers."""
     await session.execute(
         update(Message)
         .where(Message.author_customer_id == from_customer_id)
         .values(author_customer_id=to_customer_id)
         .execution_options(synchronize_session="fetch")
     )
-    moved = await session.scalars(
+    moved = await session.execute(
         update(Ticket)
         .where(Ticket.customer_id == from_customer_id)
         .values(customer_id=to_customer_id, version=Ticket.version + 1)
-        .returning(Ticket.id)
+        .returning(Ticket.id, Ticket.number)
         .execution_options(synchronize_session="fetch")
     )
-    return len(moved.all())
+    return moved.all()
 
 
 async def accept_links(session: AsyncSession, ticket_id: int, other_ticket_id: int) -> None:

@@ -80,14 +80,23 @@ async def _add_follow_ups(
 
 
 _LIST_INCLUDES = frozenset(
-    {TicketInclude.customer, TicketInclude.assignee, TicketInclude.follow_up}
+    {
+        TicketInclude.customer,
+        TicketInclude.assignee,
+        TicketInclude.follow_up,
+        TicketInclude.messages,
+    }
 )
 IncludeParam = Annotated[
     str | None,
     Query(
         description="Related records to side-load into `included`, comma-separated: "
-        "`customer` (not for external partners), `assignee`, `follow_up` (the current "
-        "reminder; not for external partners), and on a single ticket `messages` (external partners: public ones).",
+        "`customer` (each audited as `customer.viewed`; external partners get what their "
+        "grant's `customer_fields` shows), `assignee`, `follow_up` (the current reminder; "
+        "not for external partners) "
+        f"and `messages` (the latest {service.MESSAGES_INCLUDED} of each ticket, oldest "
+        "first; page through all with `/tickets/{id}/messages`; external partners: public "
+        "ones).",
         examples=["customer,assignee"],
     ),
 ]

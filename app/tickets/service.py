@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,9 +22,12 @@ from app.customers import service as customers
 from app.customers.schemas import CustomerRead
 from app.events import service as events
 from app.events.schemas import (
+    EventData,
+    FieldChange,
     MessageCreated,
     TicketAssigned,
     TicketCreated,
+    TicketDeleted,
     TicketStatusChanged,
     TicketUpdated,
     field_changes,
@@ -120,7 +123,7 @@ def includes(
 ) -> frozenset[TicketInclude]:
     """The related kinds asked for with ``include`` (comma-separated); an unknown or
     unsupported kind is invalid; external partners may not have follow-ups (their notes are
-    internal), and their customer records are checked with the grants."""
+    internal)."""
     names = [name.strip() for name in (raw or "").split(",") if name.strip()]
     unknown = sorted({name for name in names if name not in {kind.value for kind in allowed}})
     if unknown:
@@ -152,6 +155,11 @@ class Related:
     messages: Sequence[Message]
 
 
+MESSAGES_INCLUDED = 20
+"""How many messages ``include=messages`` side-loads per ticket (the latest): a long thread
+is paged through ``GET /tickets/{id}/messages``."""
+
+
 async def related(
     session: AsyncSession,
     actor: Principal,
@@ -159,18 +167,23 @@ async def related(
     kinds: frozenset[TicketInclude],
 ) -> Related:
     """The tickets' related records of these kinds (from ``includes``); external partners
-    get public messages only, and customers reduced to what their grants show."""
+    get public messages only, and customers reduced to what their grants show. Each customer
+    side-loaded is a read of personal data, audited as ``customer.viewed``."""
     found_customers: dict[int, CustomerRead] = {}
     found_agents: Sequence[Agent] = []
     found_messages: Sequence[Message] = []
     if TicketInclude.customer in kinds:
         found_customers = await _customers_of(session, actor, tickets)
+        await audit.record_reads(session, actor, "customer", found_customers)
     assignees = {t.assignee_id for t in tickets if t.assignee_id is not None}
     if TicketInclude.assignee in kinds and assignees:
         found_agents = await agents.find_many(session, assignees)
     if TicketInclude.messages in kinds:
-        found_messages = await repository.list_messages(
-            session, [t.id for t in tickets], public_only=actor.is_external
+        found_messages = await repository.latest_messages(
+            session,
+            [t.id for t in tickets],
+            public_only=actor.is_external,
+            per_ticket=MESSAGES_INCLUDED,
         )
     return Related(kinds, found_customers, found_agents, found_messages)
 
@@ -366,7 +379,7 @@ async def _record_change(
     await sla.refresh(session, ticket, utcnow())
     old, new = audit.changed_fields(before, _snapshot(ticket))
     await audit.record(session, actor, action, ENTITY, ticket.id, before=old, after=new)
-    changes = field_changes(old, new)
+    changes = _masked(field_changes(old, new))
     if not changes:
         return
     await events.emit(
@@ -394,6 +407,39 @@ async def _record_change(
                 previous_status=before["status"],
             ),
         )
+
+
+_MASKED_FIELDS = frozenset({"subject", "custom_fields"})
+"""Fields whose text may quote identity, card or account numbers: masked in events as in
+`ticket.created`, since webhooks carry events out of the system."""
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {key: _mask_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_value(item) for item in value]
+    return value
+
+
+def _masked(changes: dict[str, FieldChange]) -> dict[str, FieldChange]:
+    return {
+        name: FieldChange(from_=_mask_value(change.from_), to=_mask_value(change.to))
+        if name in _MASKED_FIELDS
+        else change
+        for name, change in changes.items()
+    }
+
+
+def _updated(ticket_id: int, number: int, field: str, before: Any, after: Any) -> TicketUpdated:
+    """``ticket.updated`` for a change of one field made to many tickets at once."""
+    return TicketUpdated(
+        ticket_id=ticket_id,
+        number=number,
+        changes=_masked({field: FieldChange(from_=before, to=after)}),
+    )
 
 
 async def _save_message(
@@ -714,9 +760,17 @@ async def count_for_customer(session: AsyncSession, customer_id: int) -> int:
 
 async def move_customer(session: AsyncSession, from_customer_id: int, to_customer_id: int) -> int:
     """For a customer merge (no permission check: the caller has checked its own): the
-    tickets of one customer, and the messages they wrote, become the other's. Returns how
-    many tickets moved."""
-    return await repository.move_customer(session, from_customer_id, to_customer_id)
+    tickets of one customer, and the messages they wrote, become the other's, each with a
+    ``ticket.updated``. Returns how many tickets moved."""
+    moved = await repository.move_customer(session, from_customer_id, to_customer_id)
+    await events.emit_many(
+        session,
+        [
+            _updated(ticket_id, number, "customer_id", from_customer_id, to_customer_id)
+            for ticket_id, number in moved
+        ],
+    )
+    return len(moved)
 
 
 async def count_open_for_customer(session: AsyncSession, customer_id: int) -> int:
@@ -758,13 +812,38 @@ async def apply_routing(
 
 
 async def release_queue(session: AsyncSession, queue_id: int) -> list[int]:
-    """Take the tickets out of a queue that is going away; returns their ids."""
-    return await repository.release(session, Ticket.queue_id, queue_id)
+    """Take the tickets out of a queue that is going away, each with a ``ticket.updated``;
+    returns their ids."""
+    released = await repository.release(session, Ticket.queue_id, queue_id)
+    await events.emit_many(
+        session,
+        [
+            _updated(ticket_id, number, "queue_id", queue_id, None)
+            for ticket_id, number, _ in released
+        ],
+    )
+    return [ticket_id for ticket_id, _, _ in released]
 
 
 async def release_team(session: AsyncSession, team_id: int) -> list[int]:
-    """Take the tickets off a team that is going away; returns their ids."""
-    return await repository.release(session, Ticket.team_id, team_id)
+    """Take the tickets off a team that is going away, each with a ``ticket.updated`` and a
+    ``ticket.assigned`` (as any change of the team); returns their ids."""
+    released = await repository.release(session, Ticket.team_id, team_id)
+    emitted: list[EventData] = []
+    for ticket_id, number, assignee_id in released:
+        emitted.append(_updated(ticket_id, number, "team_id", team_id, None))
+        emitted.append(
+            TicketAssigned(
+                ticket_id=ticket_id,
+                number=number,
+                assignee_id=assignee_id,
+                team_id=None,
+                previous_assignee_id=assignee_id,
+                previous_team_id=team_id,
+            )
+        )
+    await events.emit_many(session, emitted)
+    return [ticket_id for ticket_id, _, _ in released]
 
 
 async def tag_counts(
@@ -773,12 +852,48 @@ async def tag_counts(
     return await repository.count_tags(session, prefix=prefix, limit=limit)
 
 
+async def _emit_tag_changes(
+    session: AsyncSession, changed: Sequence[tuple[int, int, list[str], list[str]]]
+) -> int:
+    await events.emit_many(
+        session,
+        [
+            _updated(ticket_id, number, "tags", before, after)
+            for ticket_id, number, before, after in changed
+        ],
+    )
+    return len(changed)
+
+
 async def remove_tag(session: AsyncSession, tag: str) -> int:
-    return await repository.remove_tag(session, tag)
+    """Remove the tag from every ticket, each with a ``ticket.updated``; how many had it."""
+    return await _emit_tag_changes(session, await repository.remove_tag(session, tag))
 
 
 async def rename_tag(session: AsyncSession, old: str, new: str) -> int:
-    return await repository.rename_tag(session, old, new)
+    """Rename the tag on every ticket, each with a ``ticket.updated``; how many had it."""
+    return await _emit_tag_changes(session, await repository.rename_tag(session, old, new))
+
+
+async def emit_removed(
+    session: AsyncSession, ticket_ids: Collection[int], *, deleted: bool, erased: str
+) -> None:
+    """Events for tickets their queue's retention handles (before it does): ``ticket.deleted``,
+    or ``ticket.updated`` for an anonymised ticket, giving what its subject, tags and custom
+    fields became but not what they were (personal data being the reason they go)."""
+    numbers = await repository.numbers(session, ticket_ids)
+    emitted: list[EventData] = []
+    for ticket_id, number in sorted(numbers.items()):
+        if deleted:
+            emitted.append(TicketDeleted(ticket_id=ticket_id, number=number, reason="retention"))
+            continue
+        changes = {
+            "subject": FieldChange(from_=None, to=erased),
+            "tags": FieldChange(from_=None, to=[]),
+            "custom_fields": FieldChange(from_=None, to={}),
+        }
+        emitted.append(TicketUpdated(ticket_id=ticket_id, number=number, changes=changes))
+    await events.emit_many(session, emitted)
 
 
 # --- Mail -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ async def test_the_types_are_published_with_version_and_schema(
     assert set(published) == {
         "ticket.created",
         "ticket.updated",
+        "ticket.deleted",
         "ticket.assigned",
         "ticket.status_changed",
         "ticket.sla_breached",
@@ -28,6 +29,10 @@ async def test_the_types_are_published_with_version_and_schema(
         "customer.updated",
         "customer.merged",
         "customer.erased",
+        "customer.deleted",
+        "organisation.created",
+        "organisation.updated",
+        "organisation.deleted",
         "mail.quarantined",
         "outbound.failed",
         "routing.notify",
@@ -62,8 +67,8 @@ async def test_the_feed_always_gives_a_cursor_and_checks_its_parameters(
     # Nothing new since (unless another transaction just ended): the same cursor back.
     assert again.json()["items"] or again.json()["next_cursor"] == cursor
 
-    unknown = await client.get(url, headers=admin.headers, params={"type": "ticket.deleted"})
+    unknown = await client.get(url, headers=admin.headers, params={"type": "ticket.lost"})
     assert unknown.status_code == 422
-    assert "ticket.deleted" in unknown.json()["detail"]
+    assert "ticket.lost" in unknown.json()["detail"]
     broken = await client.get(url, headers=admin.headers, params={"after": "???"})
     assert broken.status_code == 422

@@ -4,11 +4,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.queues.models import queue_grants
+from app.queues.models import CustomerFields, queue_grants
+from app.tickets import service
 from tests.conftest import Caller, MakeAgent
+from tests.helpers import audit_events
 from tests.tickets.test_router import create_ticket, make_queue
 
 URL = "/api/v1/tickets"
@@ -104,7 +107,7 @@ async def test_unknown_or_unsupported_include_is_422(
     ticket = await create_ticket(client, admin)
     for url, value in [
         (URL, "customer,owner"),
-        (URL, "messages"),
+        (URL, "customers"),
         (f"{URL}/{ticket['id']}", "tags"),
     ]:
         response = await client.get(url, headers=admin.headers, params={"include": value})
@@ -134,3 +137,69 @@ async def test_external_partners_get_no_customers_and_public_messages_only(
     included = response.json()["included"]
     assert list(included["agents"]) == [str(partner.id)]
     assert [m["public"] for m in included["messages"][str(ticket["id"])]] == [True]
+
+
+async def test_side_loaded_customers_are_audited_as_read(
+    client: httpx.AsyncClient, admin: Caller, make_agent: MakeAgent
+) -> None:
+    agent = await make_agent("agent")
+    tickets = [
+        await create_ticket(client, admin, customer={"email": f"læser{n}@example.dk"})
+        for n in range(2)
+    ]
+    response = await client.get(
+        URL, headers=agent.headers, params={"include": "customer", "limit": 50}
+    )
+    assert response.status_code == 200, response.text
+    single = await client.get(
+        f"{URL}/{tickets[0]['id']}", headers=agent.headers, params={"include": "customer"}
+    )
+    assert single.status_code == 200, single.text
+    viewed = await audit_events(client, admin, action="customer.viewed")
+    by_agent = [(e["entity_id"]) for e in viewed if e["actor_agent_id"] == agent.id]
+    first, second = (str(t["customer_id"]) for t in tickets)
+    assert sorted(by_agent) == sorted([first, first, second])
+
+
+async def test_list_side_loads_the_latest_messages_of_each_ticket_masked(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    make_agent: MakeAgent,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    sending_mailbox: int,
+) -> None:
+    monkeypatch.setattr(service, "MESSAGES_INCLUDED", 2)
+    partner = await make_agent("external")
+    queue = await make_queue(session, "Partner")
+    await session.execute(
+        queue_grants.insert().values(
+            queue_id=queue, agent_id=partner.id, customer_fields=CustomerFields.name
+        )
+    )
+    long = await create_ticket(client, admin, queue_id=queue)
+    short = await create_ticket(client, admin, queue_id=queue)
+    for body, public in [("CPR 010190-1234", True), ("Note", False), ("Svar", True)]:
+        added = await client.post(
+            f"{URL}/{long['id']}/messages",
+            headers=admin.headers,
+            json={"body_text": body, "public": public},
+        )
+        assert added.status_code == 201, added.text
+
+    def texts(response: httpx.Response, ticket: dict[str, object]) -> list[str]:
+        assert response.status_code == 200, response.text
+        messages = response.json()["included"]["messages"]
+        return [m["body_text"] for m in messages[str(ticket["id"])]]
+
+    listed = await client.get(URL, headers=admin.headers, params={"include": "messages"})
+    assert texts(listed, long) == ["Note", "Svar"]
+    assert len(texts(listed, short)) == 1
+    for_partner = await client.get(
+        URL, headers=partner.headers, params={"include": "messages,customer"}
+    )
+    assert texts(for_partner, long) == ["CPR ******-**34", "Svar"]
+    single = await client.get(
+        f"{URL}/{long['id']}", headers=admin.headers, params={"include": "messages"}
+    )
+    assert texts(single, long) == ["Note", "Svar"]
