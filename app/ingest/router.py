@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, PageLimit
 from app.api.problems import responses
@@ -33,13 +35,26 @@ async def get_inbound(
 @router.get(
     "/inbound/{inbound_id}/raw",
     response_class=Response,
-    responses={200: {"content": {"message/rfc822": {}}}, **responses(401, 403, 404)},
+    responses={200: {"content": {"message/rfc822": {}}}, **responses(401, 403, 404, 422)},
 )
 async def download_raw(
-    session: DbSession, principal: CurrentPrincipal, inbound_id: int
+    session: DbSession,
+    principal: CurrentPrincipal,
+    inbound_id: int,
+    reason: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=1000,
+            pattern=r"\S",
+            description="Why you need the original mail; kept in the audit log.",
+        ),
+    ],
 ) -> Response:
-    """The mail exactly as received, as an .eml file (admin)."""
-    raw = await service.raw_mail(session, principal, inbound_id)
+    """The mail exactly as received, as an .eml file (admin). It is the original evidence and
+    so, unlike every other answer, not masked: each download is audited as
+    `inbound_mail.raw_viewed` with the reason."""
+    raw = await service.raw_mail(session, principal, inbound_id, reason)
     return Response(
         raw,
         media_type="message/rfc822",

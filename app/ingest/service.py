@@ -468,9 +468,19 @@ async def get_inbound(session: AsyncSession, actor: Principal, inbound_id: int) 
     return inbound
 
 
-async def raw_mail(session: AsyncSession, actor: Principal, inbound_id: int) -> bytes:
+async def raw_mail(session: AsyncSession, actor: Principal, inbound_id: int, reason: str) -> bytes:
+    """The mail as received, unmasked: it is the evidence of what arrived, so only admins
+    read it, on purpose, audited with the reason given."""
     actor.require(AgentRole.admin)
     inbound = await get_inbound(session, actor, inbound_id)
+    await audit.record_read(
+        session,
+        actor,
+        "inbound_mail",
+        inbound.id,
+        action="inbound_mail.raw_viewed",
+        detail={"reason": reason},
+    )
     return await attachments.blob(session, inbound.raw_sha256)
 
 

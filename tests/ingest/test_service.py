@@ -225,7 +225,9 @@ async def test_unparseable_mail_is_quarantined_listed_and_retried(
     assert item["id"] == outcome.inbound_id
     assert "limit" in item["quarantine_reason"]
     raw = await client.get(
-        f"/api/v1/ingest/inbound/{outcome.inbound_id}/raw", headers=admin.headers
+        f"/api/v1/ingest/inbound/{outcome.inbound_id}/raw",
+        headers=admin.headers,
+        params={"reason": "Why was it quarantined?"},
     )
     assert raw.status_code == 200
     assert raw.content == build_mail()
