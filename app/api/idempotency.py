@@ -12,39 +12,69 @@ while the session is still open and adds the record to it; the session dependenc
 the handler's changes and the record together. Failed answers are not stored: a retry runs
 again. Only calls made with an API token take part (the key is the token's); without one the
 header is ignored.
+
+Answers that hand out a secret or a live token (:data:`SECRET_ANSWERS`: a webhook's signing
+secret, a new token, two-factor seeds and recovery codes) are stored encrypted, as every other
+secret at rest, and replayed decrypted. Other answers stay readable, so an erasure can find a
+person's data in them. Expired answers are deleted by the scheduler's
+:func:`run_idempotency_purge_pass`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, get_args, get_origin
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import BaseModel
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.deps import AppSettings, DbSession, bearer, get_principal
 from app.api.models import IdempotencyRecord
-from app.core.errors import Invalid
+from app.auth.schemas import LoginChallenge, RecoveryCodes, TokenCreated, TwoFactorEnrolment
+from app.core import crypto
+from app.core.errors import Conflict, Invalid
 from app.db.locks import lock_values
+from app.webhooks.schemas import WebhookWithSecret
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 STORED_HEADERS = ("content-type", "location", "etag")
 STATE_KEY = "idempotency"
+SECRET_ANSWERS: tuple[type[BaseModel], ...] = (
+    WebhookWithSecret,
+    TokenCreated,
+    LoginChallenge,
+    TwoFactorEnrolment,
+    RecoveryCodes,
+)
+"""Response models that hold a secret or a live token: a route answering with one of them (or
+a subclass, or a union holding one) has its stored answers encrypted."""
+
+
+def _models(annotation: object) -> Iterator[type]:
+    if get_origin(annotation) is None and isinstance(annotation, type):
+        yield annotation
+    for argument in get_args(annotation):
+        yield from _models(argument)
+
+
+def answers_with_secrets(route: APIRoute) -> bool:
+    return any(issubclass(model, SECRET_ANSWERS) for model in _models(route.response_model))
 
 
 class Replay(Exception):
     """Raised by the dependency to answer with a stored response instead of the handler's."""
 
-    def __init__(self, record: IdempotencyRecord) -> None:
+    def __init__(self, record: IdempotencyRecord, body: bytes) -> None:
         super().__init__(record.key)
         self.response = Response(
-            content=record.body,
+            content=body,
             status_code=record.status,
             headers={**record.headers, REPLAYED_HEADER: "true"},
         )
@@ -59,15 +89,11 @@ class PendingKey:
     path: str
     request_hash: str
     lifetime: timedelta
+    secret_key: str
 
-    async def store(self, response: Response) -> None:
-        """Keep ``response`` in the request's transaction; drop this token's expired keys."""
-        await self.session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.token_id == self.token_id,
-                IdempotencyRecord.created_at < func.now() - self.lifetime,
-            )
-        )
+    async def store(self, response: Response, *, encrypted: bool) -> None:
+        """Keep ``response`` in the request's transaction, its body encrypted if told."""
+        body = bytes(response.body)
         self.session.add(
             IdempotencyRecord(
                 token_id=self.token_id,
@@ -81,10 +107,29 @@ class PendingKey:
                     for name in STORED_HEADERS
                     if name in response.headers
                 },
-                body=bytes(response.body),
+                body=crypto.encrypt_bytes(
+                    self.secret_key, body, label=crypto.IDEMPOTENT_ANSWER_LABEL
+                )
+                if encrypted
+                else body,
+                body_encrypted=encrypted,
+                expires_at=func.now() + self.lifetime,
             )
         )
         await self.session.flush()
+
+
+def _replay(record: IdempotencyRecord, secret_key: str) -> Replay:
+    if not record.body_encrypted:
+        return Replay(record, record.body)
+    try:
+        body = crypto.decrypt_bytes(secret_key, record.body, label=crypto.IDEMPOTENT_ANSWER_LABEL)
+    except crypto.SecretKeyChanged as exc:
+        raise Conflict(
+            f"The answer kept for this {HEADER} cannot be read since the service's secret key "
+            "changed; send a new key to make the request again."
+        ) from exc
+    return Replay(record, body)
 
 
 def _valid_key(value: str) -> str:
@@ -113,6 +158,7 @@ async def check_idempotency_key(
         path=request.url.path,
         request_hash=hashlib.sha256(await request.body()).hexdigest(),
         lifetime=timedelta(hours=settings.idempotency_key_hours),
+        secret_key=settings.resolved_secret_key(),
     )
     await lock_values(
         session, "idempotency-key", [f"{pending.token_id}:{pending.method}:{pending.path}:{key}"]
@@ -121,7 +167,7 @@ async def check_idempotency_key(
         await session.execute(
             select(
                 IdempotencyRecord,
-                IdempotencyRecord.created_at < func.now() - pending.lifetime,
+                IdempotencyRecord.expires_at <= func.now(),
             ).where(
                 IdempotencyRecord.token_id == pending.token_id,
                 IdempotencyRecord.key == key,
@@ -139,7 +185,7 @@ async def check_idempotency_key(
                 field=f"header.{HEADER}",
             )
         if not expired:
-            raise Replay(record)
+            raise _replay(record, pending.secret_key)
         await session.delete(record)
         await session.flush()
     setattr(request.state, STATE_KEY, pending)
@@ -150,6 +196,7 @@ class IdempotentRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        encrypted = answers_with_secrets(self)
 
         async def idempotent_handler(request: Request) -> Response:
             try:
@@ -158,7 +205,7 @@ class IdempotentRoute(APIRoute):
                 return replay.response
             pending: PendingKey | None = getattr(request.state, STATE_KEY, None)
             if pending is not None and 200 <= response.status_code < 300:
-                await pending.store(response)
+                await pending.store(response, encrypted=encrypted)
             return response
 
         return idempotent_handler
@@ -170,3 +217,34 @@ def make_posts_idempotent(router: APIRouter) -> None:
     for route in router.routes:
         if isinstance(route, APIRoute) and route.methods and "POST" in route.methods:
             route.__class__ = IdempotentRoute
+
+
+async def run_idempotency_purge_pass(
+    maker: async_sessionmaker[AsyncSession], now: datetime, *, batch: int = 1000
+) -> int:
+    """Delete the answers expired by ``now``, whoever's token keeps them; returns how many.
+    Each batch is claimed (``FOR UPDATE SKIP LOCKED``) in a transaction of its own."""
+    columns = (
+        IdempotencyRecord.token_id,
+        IdempotencyRecord.key,
+        IdempotencyRecord.method,
+        IdempotencyRecord.path,
+    )
+    expired = (
+        select(*columns)
+        .where(IdempotencyRecord.expires_at <= now)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    deleted = 0
+    while True:
+        async with maker.begin() as session:
+            result = await session.execute(
+                delete(IdempotencyRecord)
+                .where(tuple_(*columns).in_(expired))
+                .execution_options(synchronize_session=False)
+            )
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        deleted += count
+        if count < batch:
+            return deleted

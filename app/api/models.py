@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, func
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, false, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -37,4 +37,7 @@ class IdempotencyRecord(Base):
     status: Mapped[int] = mapped_column(Integer)
     headers: Mapped[dict[str, Any]]
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    # Answers that hand out a secret or a live token are kept encrypted, like every secret.
+    body_encrypted: Mapped[bool] = mapped_column(server_default=false())
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,5 +1,5 @@
-"""Secrets at rest (mailbox passwords, OAuth tokens, TOTP seeds): Fernet, keyed from the
-service's secret key.
+"""Secrets at rest (mailbox passwords, OAuth tokens, TOTP seeds, stored answers that hold a
+secret): Fernet, keyed from the service's secret key.
 
 The Fernet key is derived with HKDF-SHA256 under a fixed label, so the secret key's other uses
 (signing, say) get unrelated keys, and a label of their own gives any new use another key (TOTP
@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _LABEL = b"ticketry secrets at rest: fernet v1"
 TOTP_LABEL = b"ticketry totp secrets: fernet v1"
+IDEMPOTENT_ANSWER_LABEL = b"ticketry idempotent answers: fernet v1"
 
 
 class SecretKeyChanged(Exception):
@@ -40,13 +41,26 @@ def _fernet(secret_key: str, label: bytes) -> Fernet:
 
 def encrypt(secret_key: str, plaintext: str, *, label: bytes = _LABEL) -> str:
     """An authenticated, timestamped, URL-safe token holding ``plaintext``."""
-    return _fernet(secret_key, label).encrypt(plaintext.encode("utf-8")).decode("ascii")
+    return encrypt_bytes(secret_key, plaintext.encode("utf-8"), label=label).decode("ascii")
 
 
 def decrypt(secret_key: str, token: str, *, label: bytes = _LABEL) -> str:
     """The plaintext of a token from :func:`encrypt` with the same key; ``SecretKeyChanged``
     when it was made with another key (a token cannot tell a changed key from damage)."""
     try:
-        return _fernet(secret_key, label).decrypt(token.encode("ascii")).decode("utf-8")
-    except (InvalidToken, UnicodeError) as exc:
+        return decrypt_bytes(secret_key, token.encode("ascii"), label=label).decode("utf-8")
+    except UnicodeError as exc:
+        raise SecretKeyChanged from exc
+
+
+def encrypt_bytes(secret_key: str, data: bytes, *, label: bytes = _LABEL) -> bytes:
+    """:func:`encrypt` for data that need not be text (a stored HTTP answer)."""
+    return _fernet(secret_key, label).encrypt(data)
+
+
+def decrypt_bytes(secret_key: str, token: bytes, *, label: bytes = _LABEL) -> bytes:
+    """The data of a token from :func:`encrypt_bytes`; ``SecretKeyChanged`` as :func:`decrypt`."""
+    try:
+        return _fernet(secret_key, label).decrypt(token)
+    except InvalidToken as exc:
         raise SecretKeyChanged from exc
