@@ -23,9 +23,10 @@ from app.calendars.schemas import (
     HolidayWrite,
     WeeklyHours,
 )
-from app.core.errors import Invalid, NotFound, check_version
+from app.core.errors import Conflict, Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.core.uniqueness import check_free
+from app.sla import repository as sla_repository
 
 ENTITY = "calendar"
 _BY_NAME = SortKey(Calendar.name, Calendar.id, descending=False)
@@ -119,10 +120,18 @@ async def update_calendar(
 async def delete_calendar(
     session: AsyncSession, actor: Principal, calendar_id: int, expected_version: int | None
 ) -> None:
-    """Delete the calendar and its holidays; SLA policies counting in it count 24/7 after."""
+    """Delete the calendar and its holidays. Refused while SLA policies count in it: the
+    database would silently make them count 24/7."""
     actor.require(AgentRole.admin)
     calendar = await get_calendar(session, actor, calendar_id)
     check_version(calendar.version, expected_version)
+    policies = await sla_repository.policy_names_counting_in(session, calendar.id)
+    if policies:
+        raise Conflict(
+            f"SLA policies count in calendar {calendar.id}: {', '.join(policies)}. Give them "
+            "another calendar (or none) first.",
+            policies=policies,
+        )
     holidays = await repository.list_holidays(session, calendar.id)
     before = {**_snapshot(calendar), "holidays": _holidays_snapshot(holidays)}
     await session.delete(calendar)

@@ -290,3 +290,32 @@ async def test_a_queue_names_its_default_policy(client: httpx.AsyncClient, admin
     )
     assert missing.status_code == 422
     assert [e["pointer"] for e in missing.json()["errors"]] == ["/body/sla_policy_id"]
+
+
+async def test_a_calendar_a_policy_counts_in_is_not_deleted(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    calendar = await client.post(
+        "/api/v1/calendars",
+        headers=admin.headers,
+        json={
+            "name": "Kundeservice Malmö",
+            "timezone": "Europe/Stockholm",
+            "hours": {"mon": [{"start": "08:00", "end": "16:00"}]},
+        },
+    )
+    assert calendar.status_code == 201, calendar.text
+    url = calendar.headers["location"]
+    policy = await _create(client, admin, name="Silver", calendar_id=calendar.json()["id"])
+
+    refused = await client.delete(url, headers=admin.headers)
+    assert refused.status_code == 409
+    assert refused.json()["policies"] == ["Silver"]
+    assert (await client.get(url, headers=admin.headers)).status_code == 200
+
+    await client.patch(
+        f"{POLICIES}/{policy['id']}",
+        headers={**admin.headers, "If-Match": '"1"'},
+        json={"calendar_id": None},
+    )
+    assert (await client.delete(url, headers=admin.headers)).status_code == 204

@@ -204,3 +204,28 @@ async def test_two_passes_at_once_fire_each_step_once(
         kinds = list(events)
     assert fired == 12
     assert (kinds.count("ticket.escalated"), kinds.count("ticket.sla_breached")) == (12, 6)
+
+
+async def test_the_pass_leaves_the_tickets_updated_at_alone(
+    connection: AsyncConnection, session: AsyncSession, settings: Settings
+) -> None:
+    policy = SlaPolicy(name="Uden trin", targets=TARGETS, escalations=[], at_risk_percent=80)
+    session.add(policy)
+    await session.flush()
+    ticket = await _ticket(session, policy)
+    # Set by hand: in the test's one transaction the database clock would not move anyway.
+    ticket.updated_at = T0
+    await session.commit()
+    maker = async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+    handled = await run_sla_pass(
+        maker, T0 + timedelta(minutes=61), config=OutboundConfig.from_settings(settings)
+    )
+
+    assert handled == 1
+    stored = await session.get(Ticket, ticket.id, populate_existing=True)
+    assert stored is not None
+    assert stored.sla_breached is True
+    assert stored.updated_at == T0

@@ -324,3 +324,31 @@ async def test_mail_keeps_targets_as_the_api_does(session: AsyncSession, clock: 
         T0 + timedelta(minutes=90),
         T0 + timedelta(minutes=60),
     )
+
+
+async def test_at_risk_finds_a_later_due_target_at_risk_first(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    admin: Caller,
+    clock: Clock,
+    sending_mailbox: int,
+) -> None:
+    policy_id = await make_policy(
+        client,
+        admin,
+        at_risk_percent=80,
+        targets={"normal": {"periodic_update": 20, "resolution": 100}},
+    )
+    ticket_id = await open_ticket(client, admin, queue_id=await make_queue(session, policy_id))
+    clock.at(minutes=70)
+    # The periodic update is due at 90 (at risk at 86), the resolution at 100 (at risk at 80).
+    await post(client, admin, ticket_id, body_text="Vi kigger på det.")
+
+    clock.at(minutes=82)
+    listed = await client.get("/api/v1/tickets", headers=admin.headers, params={"sla": "at_risk"})
+    assert [t["id"] for t in listed.json()["items"]] == [ticket_id]
+    ticket = (await client.get(f"/api/v1/tickets/{ticket_id}", headers=admin.headers)).json()
+    assert {t["metric"]: t["at_risk"] for t in ticket["sla"]} == {
+        "periodic_update": False,
+        "resolution": True,
+    }
