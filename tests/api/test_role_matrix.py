@@ -185,6 +185,7 @@ CASES = [
     Case("POST", "/incidents/{incident}/tickets", "agent", {"ticket_ids": ["{ticket}"]}),
     Case("DELETE", "/incidents/{incident}/tickets/{ticket}", "agent"),
     Case("POST", "/incidents/{incident}/updates", "supervisor", {"body_text": "Alt virker igjen"}),
+    Case("GET", "/incidents/{incident}/updates", "agent"),
     Case("GET", "/ingest/quarantine", "supervisor"),
     Case("GET", "/rules", "supervisor"),
     Case("PUT", "/rules", "admin", {"rules": []}),

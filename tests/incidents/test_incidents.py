@@ -16,14 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from app.core.config import Settings
 from app.customers.models import Customer
+from app.incidents import service as incidents
 from app.incidents.models import TicketUpdateSchedule
 from app.incidents.scheduler import run_proactive_update_pass
 from app.outbound.models import OutboundMail
 from app.outbound.service import OutboundConfig
+from app.queues.models import Queue
 from app.templates.models import Template
-from app.tickets.models import Message, MessageDirection, Ticket
+from app.tickets.models import MailKind, Message, MessageDirection, Ticket
 from tests.conftest import Caller, MakeAgent
 from tests.helpers import add_ticket, audit_events
+from tests.outbound.conftest import LOGIN, make_mailbox, worker_on
+from tests.smtpserver import SmtpSink
 
 T0 = datetime(2026, 11, 23, 17, 55, tzinfo=UTC)
 
@@ -320,3 +324,162 @@ async def test_two_passes_at_once_handle_each_due_update_once(
             )
         )
     assert planned == {T0 + timedelta(hours=1)}, "each schedule moved on exactly once"
+
+
+def sla_cycles(sla: dict[str, Any], metric: str) -> list[tuple[bool, bool]]:
+    """(met, cancelled) of each cycle of the metric, oldest first."""
+    return [
+        (t["met_at"] is not None, t["cancelled_at"] is not None)
+        for t in sla["targets"]
+        if t["metric"] == metric
+    ]
+
+
+async def test_status_updates_are_kept_mailed_and_count_only_as_periodic_updates(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    connection: AsyncConnection,
+    maker: async_sessionmaker[AsyncSession],
+    smtp_sink: SmtpSink,
+    make_agent: MakeAgent,
+    supervisor: Caller,
+    admin: Caller,
+    settings: Settings,
+) -> None:
+    smtp_sink.login = LOGIN
+    await smtp_sink.stop()
+    await smtp_sink.start()
+    config = OutboundConfig.from_settings(settings)
+    mailbox = await make_mailbox(session, smtp_sink, config.secret_key, acknowledge=False)
+    policy = await call(
+        client,
+        admin,
+        "POST",
+        "/sla-policies",
+        {"name": "Drift", "targets": {"normal": {"first_response": 240, "periodic_update": 60}}},
+    )
+    queue = Queue(name="Netbank", mailbox_id=mailbox.id, sla_policy_id=policy["id"])
+    session.add(queue)
+    await session.flush()
+    ticket = await call(
+        client,
+        supervisor,
+        "POST",
+        "/tickets",
+        {
+            "subject": "Netbanken virker ikke",
+            "queue_id": queue.id,
+            "customer": {"email": "kunde@example.dk", "name": "Kunde"},
+            "message": {"body_text": "Jeg kan ikke logge ind"},
+        },
+    )
+    incident = await call(client, supervisor, "POST", "/incidents", {"title": "Netbanken"})
+    path = f"/incidents/{incident['id']}"
+    await call(client, supervisor, "POST", f"{path}/tickets", {"ticket_ids": [ticket["id"]]})
+
+    text = "Netbanken er nede. Næste opdatering kl. 18:25."
+    result = await call(client, supervisor, "POST", f"{path}/updates", {"body_text": text})
+    assert result["ticket_ids"] == [ticket["id"]]
+    assert (await call(client, supervisor, "GET", path))["status_text"] == text
+    [kept] = (await call(client, supervisor, "GET", f"{path}/updates"))["items"]
+    assert (kept["body_text"], kept["author_id"], kept["ticket_ids"]) == (
+        text,
+        supervisor.id,
+        [ticket["id"]],
+    )
+
+    # Automatic: no first response, the status stays, the mail says it is automatic.
+    shown = await call(client, supervisor, "GET", f"/tickets/{ticket['id']}")
+    assert (shown["status"], shown["first_response_at"]) == ("new", None)
+    sla = await call(client, supervisor, "GET", f"/tickets/{ticket['id']}/sla")
+    assert sla_cycles(sla, "first_response") == [(False, False)]
+    [reply] = await replies(session, ticket["id"])
+    assert reply.kind is MailKind.auto_reply
+    assert await worker_on(connection, config).send_due() == 1
+    [mail] = smtp_sink.to("kunde@example.dk")
+    assert mail.message["Auto-Submitted"] == "auto-replied"
+    assert text in mail.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+    # After an agent's reply, a proactive update meets the periodic update and nothing else.
+    agent = await make_agent()
+    await call(
+        client,
+        agent,
+        "POST",
+        f"/tickets/{ticket['id']}/messages",
+        {"body_text": "Vi kigger på det.", "public": True},
+    )
+    answered = await call(client, agent, "GET", f"/tickets/{ticket['id']}")
+    template = await call(
+        client, supervisor, "POST", "/templates", {"name": "Stadig nede", "body": "Stadig nede."}
+    )
+    now = datetime.now(UTC)
+    await call(
+        client,
+        agent,
+        "PUT",
+        f"/tickets/{ticket['id']}/proactive-updates",
+        {"template_id": template["id"], "every_minutes": 30, "next_update_at": now.isoformat()},
+    )
+    assert await run_proactive_update_pass(maker, now, config=config) == 1
+    session.expire_all()
+    sla = await call(client, supervisor, "GET", f"/tickets/{ticket['id']}/sla")
+    assert sla_cycles(sla, "first_response") == [(True, False)], "met by the agent only"
+    assert sla_cycles(sla, "periodic_update") == [(True, False), (False, False)]
+    after = await call(client, agent, "GET", f"/tickets/{ticket['id']}")
+    assert after["first_response_at"] == answered["first_response_at"]
+    assert await worker_on(connection, config).send_due() == 2
+    assert len(smtp_sink.to("kunde@example.dk")) == 3
+
+
+async def test_an_update_that_fails_is_pushed_back_and_the_others_go(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    maker: async_sessionmaker[AsyncSession],
+    make_agent: MakeAgent,
+    supervisor: Caller,
+    admin: Caller,
+    settings: Settings,
+    sending_mailbox: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = OutboundConfig.from_settings(settings)
+    agent = await make_agent()
+    broken, fine = await open_tickets(client, agent, 2, sending_mailbox)
+    template = await call(
+        client, supervisor, "POST", "/templates", {"name": "Status", "body": "Vi er på sagen."}
+    )
+    for ticket_id in (broken, fine):
+        await call(
+            client,
+            agent,
+            "PUT",
+            f"/tickets/{ticket_id}/proactive-updates",
+            {"template_id": template["id"], "every_minutes": 60, "next_update_at": T0.isoformat()},
+        )
+    send = incidents.send_scheduled_update
+
+    async def send_or_fail(
+        session: AsyncSession, schedule: TicketUpdateSchedule, now: datetime, config: OutboundConfig
+    ) -> None:
+        await send(session, schedule, now, config)
+        if schedule.ticket_id == broken:
+            raise RuntimeError("a bug in one schedule")
+
+    monkeypatch.setattr(incidents, "send_scheduled_update", send_or_fail)
+    assert await run_proactive_update_pass(maker, T0, config=config) == 1
+    assert len(await replies(session, fine)) == 1
+    assert await replies(session, broken) == [], "rolled back alone"
+    schedule = await call(client, agent, "GET", f"/tickets/{broken}/proactive-updates")
+    assert datetime.fromisoformat(schedule["next_update_at"]) == T0 + timedelta(minutes=5)
+    [failed] = await audit_events(
+        client,
+        admin,
+        entity_type="ticket",
+        entity_id=str(broken),
+        action="ticket.proactive_update_failed",
+    )
+    assert failed["after"]["error"] == "RuntimeError: a bug in one schedule"
+    monkeypatch.setattr(incidents, "send_scheduled_update", send)
+    assert await run_proactive_update_pass(maker, T0 + timedelta(minutes=5), config=config) == 1
+    assert len(await replies(session, broken)) == 1
