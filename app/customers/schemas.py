@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from app.agents.schemas import LanguageTag
 from app.core.external_ids import ExternalIds, external_ids_as_dict
 from app.core.types import EmailAddress, reject_null, unique_in_order
+from app.privacy.detectors import mask_values
 
 Emails = Annotated[
     list[EmailAddress],
@@ -78,7 +79,11 @@ class CustomerRead(BaseModel):
     external_ids: dict[str, str]
     organisation_id: int | None
     language: str | None
-    attributes: dict[str, Any]
+    attributes: Annotated[
+        dict[str, Any],
+        AfterValidator(mask_values),
+        Field(description="Identity, card and account numbers in text values are masked."),
+    ]
     blocked: bool = Field(description="No mail is sent to the customer's addresses.")
     created_at: datetime
     updated_at: datetime

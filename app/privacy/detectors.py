@@ -18,6 +18,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import regex  # type: ignore[import-untyped]  # no stubs published
 import structlog
@@ -312,6 +313,17 @@ def mask_text(text: str) -> str:
     """A text kept outside messages (a ticket's subject, an event) with the values the
     built-in detectors find in it masked."""
     return mask(text, detect(text))
+
+
+def mask_values(value: Any) -> Any:
+    """``mask_text`` on every string in a JSON value (custom fields, attributes), keys kept."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {key: mask_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_values(item) for item in value]
+    return value
 
 
 def mask(text: str, spans: Sequence[Span], *, html: bool = False) -> str:

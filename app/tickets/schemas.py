@@ -23,7 +23,7 @@ from app.core.types import EmailAddress, reject_null
 from app.customers.schemas import CustomerRead
 from app.followups.schemas import FollowUpRead
 from app.outbound.models import DeliveryStatus, MailPurpose
-from app.privacy.detectors import mask_text
+from app.privacy.detectors import mask_text, mask_values
 from app.privacy.schemas import FindingRead
 from app.sla.schemas import SlaTargetLive
 from app.tickets.models import (
@@ -222,7 +222,11 @@ class TicketRead(BaseModel):
     customer_id: int
     category: str | None
     tags: list[str]
-    custom_fields: dict[str, Any]
+    custom_fields: Annotated[
+        dict[str, Any],
+        AfterValidator(mask_values),
+        Field(description="Identity, card and account numbers in text values are masked."),
+    ]
     created_at: datetime
     updated_at: datetime
     first_response_at: datetime | None

@@ -33,7 +33,7 @@ from app.events.schemas import (
     field_changes,
 )
 from app.privacy import service as privacy
-from app.privacy.detectors import mask_text
+from app.privacy.detectors import mask_text, mask_values
 from app.queues import service as queues
 from app.queues.models import CustomerFields
 from app.sla import service as sla
@@ -414,19 +414,9 @@ _MASKED_FIELDS = frozenset({"subject", "custom_fields"})
 `ticket.created`, since webhooks carry events out of the system."""
 
 
-def _mask_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, dict):
-        return {key: _mask_value(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_mask_value(item) for item in value]
-    return value
-
-
 def _masked(changes: dict[str, FieldChange]) -> dict[str, FieldChange]:
     return {
-        name: FieldChange(from_=_mask_value(change.from_), to=_mask_value(change.to))
+        name: FieldChange(from_=mask_values(change.from_), to=mask_values(change.to))
         if name in _MASKED_FIELDS
         else change
         for name, change in changes.items()

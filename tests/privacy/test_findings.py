@@ -298,3 +298,46 @@ async def test_a_pattern_too_slow_for_a_text_masks_all_of_it_and_is_logged(
     assert [(e["pattern"], e["text"]) for e in warnings] == [
         ("slow", f"message {message['id']} body_text")
     ]
+
+
+async def test_custom_fields_and_customer_attributes_are_masked_in_every_answer(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    customer = await client.post(
+        "/api/v1/customers",
+        headers=admin.headers,
+        json={
+            "name": "Åse",
+            "emails": ["attributter@example.dk"],
+            "attributes": {"iban": "DK50 0040 0440 1162 43", "tier": "gold", "age": 41},
+        },
+    )
+    assert customer.status_code == 201, customer.text
+    masked_attributes = {"iban": "DK** **** **** **** 43", "tier": "gold", "age": 41}
+    assert customer.json()["attributes"] == masked_attributes
+    read = await client.get(f"/api/v1/customers/{customer.json()['id']}", headers=admin.headers)
+    assert read.json()["attributes"] == masked_attributes
+
+    created = await client.post(
+        TICKETS,
+        headers=admin.headers,
+        json={
+            "subject": "Felter",
+            "customer": {"id": customer.json()["id"]},
+            "custom_fields": {"cpr": "CPR 010190-1234", "cards": ["4111 1111 1111 1111"]},
+            "message": {"body_text": "Hej"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    masked_fields = {"cpr": "CPR ******-**34", "cards": ["**** **** **** 1111"]}
+    assert created.json()["custom_fields"] == masked_fields
+    ticket = await client.get(
+        f"{TICKETS}/{created.json()['id']}", headers=admin.headers, params={"include": "customer"}
+    )
+    assert ticket.json()["custom_fields"] == masked_fields
+    assert ticket.json()["included"]["customers"][str(customer.json()["id"])]["attributes"] == (
+        masked_attributes
+    )
+    listed = await client.get(TICKETS, headers=admin.headers)
+    assert "010190-1234" not in listed.text
+    assert "4111 1111 1111 1111" not in listed.text
