@@ -15,11 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from app.core.clock import utcnow
 from app.events.models import Event
 from app.outbound.service import OutboundConfig
+from app.queues.models import Queue
+from app.routing import service as routing
 from app.routing.models import RoutingTrace
 from app.scheduler.models import AutomationFiring
 from app.scheduler.service import run_automation_pass
-from tests.conftest import Caller
+from tests.conftest import Caller, MakeAgent
 from tests.helpers import audit_events
+from tests.outbound.conftest import LOGIN, make_mailbox, worker_on
+from tests.smtpserver import SmtpSink
 
 CONFIG = OutboundConfig(
     secret_key="test-secret", public_base_url="http://ticketry.test", ticket_number_prefix="#"
@@ -340,3 +344,117 @@ async def test_simulating_a_scheduled_rule_shows_what_a_later_pass_would_do(
     )
     assert without_ticket.status_code == 422
     assert "Scheduled rules run on a ticket" in without_ticket.json()["detail"]
+
+
+async def test_follow_ups_reached_and_hours_since_the_customer_wrote_are_scheduled_conditions(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    maker: async_sessionmaker[AsyncSession],
+) -> None:
+    await put_rules(
+        client,
+        admin,
+        rule(
+            "call-back",
+            {"field": "ticket.follow_up_reached", "op": "equals", "value": True},
+            {"type": "add_tags", "tags": ["ring-op"]},
+        ),
+        rule(
+            "customer-silent",
+            hours("ticket.hours_since_customer_message", "gte", 24),
+            {"type": "add_tags", "tags": ["stille"]},
+        ),
+    )
+    parked = await new_ticket(client, admin)
+    plain = await new_ticket(client, admin)
+    response = await client.put(
+        f"/api/v1/tickets/{parked['id']}/follow-up",
+        headers=admin.headers,
+        json={"due_at": later(hours=2).isoformat(), "note": "Ring op"},
+    )
+    assert response.status_code == 200, response.text
+
+    assert await run_automation_pass(maker, later(hours=1), config=CONFIG) == 0
+    assert await run_automation_pass(maker, later(hours=2.5), config=CONFIG) == 1
+    assert (await ticket(client, admin, parked["id"]))["tags"] == ["ring-op"]
+    assert (await ticket(client, admin, plain["id"]))["tags"] == []
+
+    assert await run_automation_pass(maker, later(hours=25), config=CONFIG) == 2
+    assert (await ticket(client, admin, parked["id"]))["tags"] == ["ring-op", "stille"]
+    assert (await ticket(client, admin, plain["id"]))["tags"] == ["stille"]
+
+
+async def test_scheduled_rules_assign_move_and_mail_the_customer(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    session: AsyncSession,
+    connection: AsyncConnection,
+    maker: async_sessionmaker[AsyncSession],
+    make_agent: MakeAgent,
+    smtp_sink: SmtpSink,
+) -> None:
+    smtp_sink.login = LOGIN
+    await smtp_sink.stop()
+    await smtp_sink.start()
+    mailbox = await make_mailbox(session, smtp_sink, CONFIG.secret_key, acknowledge=False)
+    queue = Queue(name="Eskalering", mailbox_id=mailbox.id)
+    session.add(queue)
+    await session.flush()
+    supervisor = await make_agent("supervisor", name="Signe")
+    template = await client.post(
+        "/api/v1/templates",
+        headers=admin.headers,
+        json={"name": "Vi har ikke glemt dig", "body": "Hej {{ customer.first_name }}, vi er på."},
+    )
+    assert template.status_code == 201, template.text
+    await put_rules(
+        client,
+        admin,
+        rule(
+            "escalate-after-a-day",
+            hours("ticket.hours_since_created", "gte", 24),
+            {"type": "set_queue", "queue_id": queue.id},
+            {"type": "assign", "agent_id": supervisor.id},
+            {"type": "send_auto_reply", "template_id": template.json()["id"]},
+        ),
+    )
+    created = await new_ticket(client, admin)
+
+    assert await run_automation_pass(maker, later(hours=23), config=CONFIG) == 0
+    assert await run_automation_pass(maker, later(hours=25), config=CONFIG) == 1
+    moved = await ticket(client, admin, created["id"])
+    assert (moved["queue_id"], moved["assignee_id"]) == (queue.id, supervisor.id)
+    assert await worker_on(connection, CONFIG).send_due() == 1
+    [mail] = smtp_sink.to("kunde@example.dk")
+    assert "Hej Kunde, vi er på." in mail.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert mail.message["Auto-Submitted"] == "auto-replied"
+
+
+async def test_a_ticket_whose_actions_fail_is_left_for_the_next_pass_and_the_others_fire(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    maker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await put_rules(
+        client,
+        admin,
+        rule("old", hours("ticket.hours_since_created", "gte", 1), {"type": "raise_priority"}),
+    )
+    broken, fine = (await new_ticket(client, admin))["id"], (await new_ticket(client, admin))["id"]
+    fire = routing.fire_scheduled
+
+    async def fire_or_fail(session: AsyncSession, ticket: Any, *args: Any, **kwargs: Any) -> Any:
+        applied = await fire(session, ticket, *args, **kwargs)
+        if ticket.id == broken:
+            raise RuntimeError("a bug in one ticket's actions")
+        return applied
+
+    monkeypatch.setattr(routing, "fire_scheduled", fire_or_fail)
+    assert await run_automation_pass(maker, later(hours=2), config=CONFIG) == 1
+    assert (await ticket(client, admin, fine))["priority"] == "high"
+    assert (await ticket(client, admin, broken))["priority"] == "normal", "rolled back alone"
+
+    monkeypatch.setattr(routing, "fire_scheduled", fire)
+    assert await run_automation_pass(maker, later(hours=2), config=CONFIG) == 1
+    assert (await ticket(client, admin, broken))["priority"] == "high"

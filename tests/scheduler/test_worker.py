@@ -17,10 +17,14 @@ from app.cli import app
 from app.customers.models import Customer
 from app.db.migrate import upgrade_to_head
 from app.db.session import create_engine
+from app.events.models import Event
+from app.followups.models import FollowUp
 from app.routing.models import RoutingTrace, RuleSetVersion
 from app.scheduler.models import AutomationFiring
 from app.scheduler.service import run_automation_pass
 from app.scheduler.worker import Scheduler
+from app.sla import service as sla
+from app.sla.models import SlaPolicy
 from app.tickets.models import Channel, Ticket, TicketPriority, TicketStatus
 from tests.conftest import _drop_database, _recreate_database
 from tests.scheduler.test_automations import CONFIG
@@ -189,3 +193,71 @@ async def test_run_once_runs_every_pass_at_the_moment_given(
         "proactive_updates",
         "retention",
     ]
+
+
+async def test_a_pass_that_raises_anything_leaves_the_others_and_the_loop_running() -> None:
+    stop = asyncio.Event()
+    ran: list[str] = []
+
+    async def buggy(maker: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        ran.append("buggy")
+        raise KeyError("a bug, not a lost connection")
+
+    async def last(maker: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        ran.append("last")
+        if ran.count("last") == 2:
+            stop.set()
+        return 0
+
+    scheduler = Scheduler(
+        async_sessionmaker(), [("buggy", buggy), ("last", last)], interval_seconds=0
+    )
+    await asyncio.wait_for(scheduler.run(stop), timeout=5)
+    assert ran == ["buggy", "last", "buggy", "last"], "the next round still comes"
+
+
+async def test_two_run_once_processes_at_once_handle_each_due_item_once(
+    committed: async_sessionmaker[AsyncSession], committed_url: str, tmp_path: Path
+) -> None:
+    """SLA targets due, reminders due and a scheduled rule due on the same tickets, with two
+    ``run-once`` processes started together: each breach, reminder and rule goes once."""
+    ids = await seed(committed, 12)
+    start = datetime.now(UTC)
+    async with committed.begin() as session:
+        policy = SlaPolicy(
+            name=f"Hurtig {start.timestamp()}", targets={"normal": {"resolution": 30}}
+        )
+        session.add(policy)
+        await session.flush()
+        for ticket in await session.scalars(select(Ticket).where(Ticket.id.in_(ids))):
+            ticket.sla_policy_id = policy.id
+            await sla.refresh(session, ticket, start)
+            session.add(FollowUp(ticket_id=ticket.id, due_at=start, note="Ring op"))
+    env = cli_env(tmp_path, database_url=committed_url)
+    moment = (start + timedelta(hours=2)).isoformat()
+    results = await asyncio.gather(
+        *(
+            asyncio.to_thread(
+                run_cli, "scheduler", "run-once", "--now", moment, env=env, cwd=tmp_path
+            )
+            for _ in range(2)
+        )
+    )
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+
+    async with committed() as session:
+        for kind in ("ticket.sla_breached", "ticket.follow_up_due"):
+            counted = await session.execute(
+                select(Event.entity_id, func.count())
+                .where(Event.type == kind, Event.entity_id.in_(ids))
+                .group_by(Event.entity_id)
+            )
+            assert sorted(count for _, count in counted) == [1] * len(ids), kind
+        fired = await session.execute(
+            select(AutomationFiring.ticket_id, func.count())
+            .where(AutomationFiring.ticket_id.in_(ids))
+            .group_by(AutomationFiring.ticket_id)
+        )
+        assert sorted(count for _, count in fired) == [1] * len(ids)
+        traced = select(func.count()).where(RoutingTrace.ticket_id.in_(ids))
+        assert await session.scalar(traced) == len(ids), "each rule fired once"
