@@ -8,6 +8,7 @@ from app.api.deps import CurrentPrincipal, DbSession
 from app.api.problems import responses
 from app.attachments import service
 from app.attachments.schemas import AttachmentRead
+from app.audit import service as audit
 from app.tickets import service as tickets
 
 router = APIRouter(prefix="/attachments", tags=["attachments"])
@@ -30,8 +31,11 @@ async def get_attachment(
 async def download_attachment(
     session: DbSession, principal: CurrentPrincipal, attachment_id: int
 ) -> Response:
-    """The file itself, as an attachment download."""
+    """The file itself, as an attachment download (audited as `attachment.downloaded`)."""
     attachment = await tickets.get_attachment(session, principal, attachment_id)
+    await audit.record_read(
+        session, principal, "attachment", attachment.id, action="attachment.downloaded"
+    )
     return Response(
         await service.content(session, attachment),
         media_type=attachment.content_type,

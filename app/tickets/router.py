@@ -238,8 +238,9 @@ async def list_messages(
     limit: PageLimit,
     cursor: Cursor = None,
 ) -> Page[MessageRead]:
-    """The ticket's messages and notes, oldest first."""
+    """The ticket's messages and notes, oldest first; each is audited as `message.viewed`."""
     rows, next_cursor = await service.list_messages(session, principal, ticket_id, cursor, limit)
+    await audit.record_reads(session, principal, "message", [m.id for m in rows])
     items = await service.message_reads(session, principal, rows)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -325,10 +326,15 @@ async def customer_history(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Cursor = None,
 ) -> Page[TicketWithMessages]:
-    """The customer's whole history: their tickets, newest first, each with its messages."""
+    """The customer's whole history: their tickets, newest first, each with its messages.
+    Audited as `customer.history_viewed`, and each ticket shown as `ticket.viewed`."""
     rows, next_cursor = await service.customer_history(
         session, principal, customer_id, cursor, limit
     )
+    await audit.record_read(
+        session, principal, "customer", customer_id, action="customer.history_viewed"
+    )
+    await audit.record_reads(session, principal, "ticket", [ticket.id for ticket, _ in rows])
     reads = await service.message_reads(session, principal, [m for _, ms in rows for m in ms])
     by_ticket: dict[int, list[MessageRead]] = {ticket.id: [] for ticket, _ in rows}
     for read in reads:

@@ -35,3 +35,66 @@ async def test_the_raw_mail_is_for_admins_with_a_reason_unmasked_and_audited(
     assert (event["entity_type"], event["entity_id"]) == ("inbound_mail", str(outcome.inbound_id))
     assert event["actor_agent_id"] == admin.id
     assert event["after"] == reason
+
+
+async def test_lists_of_personal_data_and_downloads_are_audited_per_record(
+    client: httpx.AsyncClient, admin: Caller, make_agent: MakeAgent
+) -> None:
+    agent = await make_agent("agent")
+    upload = {"filename": "kontrakt.txt", "content_base64": "aGVq"}
+    created = await client.post(
+        f"{API}/tickets",
+        headers=admin.headers,
+        json={
+            "subject": "Kontrakt",
+            "customer": {"email": "laest@example.dk", "name": "Læst Person"},
+            "message": {"body_text": "Se vedhæftet", "attachments": [upload]},
+        },
+    )
+    assert created.status_code == 201, created.text
+    ticket_id, customer_id = created.json()["id"], created.json()["customer_id"]
+    note = await client.post(
+        f"{API}/tickets/{ticket_id}/messages",
+        headers=admin.headers,
+        json={"body_text": "Intern", "public": False},
+    )
+    assert note.status_code == 201, note.text
+
+    def by_agent(events: list[dict[str, object]]) -> list[tuple[object, object]]:
+        return sorted(
+            (e["action"], e["entity_id"]) for e in events if e["actor_agent_id"] == agent.id
+        )
+
+    messages = await client.get(f"{API}/tickets/{ticket_id}/messages", headers=agent.headers)
+    assert messages.status_code == 200, messages.text
+    ids = [m["id"] for m in messages.json()["items"]]
+    assert len(ids) == 2
+    viewed = await audit_events(client, admin, entity_type="message", action="message.viewed")
+    assert by_agent(viewed) == sorted(("message.viewed", str(i)) for i in ids)
+
+    history = await client.get(f"{API}/customers/{customer_id}/tickets", headers=agent.headers)
+    assert history.status_code == 200, history.text
+    assert by_agent(await audit_events(client, admin, action="customer.history_viewed")) == [
+        ("customer.history_viewed", str(customer_id))
+    ]
+    assert by_agent(await audit_events(client, admin, action="ticket.viewed")) == [
+        ("ticket.viewed", str(ticket_id))
+    ]
+
+    listed = await client.get(f"{API}/customers", headers=agent.headers)
+    assert listed.status_code == 200
+    assert by_agent(await audit_events(client, admin, action="customer.viewed")) == []
+    for params in ({"email": "laest@example.dk"}, {"q": "Læst"}, {"q": "nobody-here"}):
+        found = await client.get(f"{API}/customers", headers=agent.headers, params=params)
+        assert found.status_code == 200, found.text
+    assert by_agent(await audit_events(client, admin, action="customer.viewed")) == [
+        ("customer.viewed", str(customer_id)),
+        ("customer.viewed", str(customer_id)),
+    ]
+
+    attachment_id = messages.json()["items"][0]["attachments"][0]["id"]
+    content = await client.get(f"{API}/attachments/{attachment_id}/content", headers=agent.headers)
+    assert content.status_code == 200
+    assert by_agent(await audit_events(client, admin, action="attachment.downloaded")) == [
+        ("attachment.downloaded", str(attachment_id))
+    ]
