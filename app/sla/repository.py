@@ -74,7 +74,7 @@ async def history(
     steps = await session.scalars(
         select(TicketEscalation)
         .where(TicketEscalation.ticket_id == ticket_id)
-        .order_by(TicketEscalation.target_id, TicketEscalation.step)
+        .order_by(TicketEscalation.target_id, TicketEscalation.id)
     )
     return list(targets), list(steps)
 
