@@ -19,6 +19,8 @@ from functools import partial
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.api.idempotency import run_idempotency_purge_pass
+from app.api.rate_limits import run_rate_limit_purge_pass
 from app.core.clock import utcnow
 from app.followups.scheduler import run_follow_up_pass
 from app.gdpr.retention import run_retention_pass
@@ -51,6 +53,8 @@ def passes(
         ("follow_ups", run_follow_up_pass),
         ("proactive_updates", partial(run_proactive_update_pass, config=config)),
         ("retention", run_retention_pass),
+        ("idempotency_purge", run_idempotency_purge_pass),
+        ("rate_limit_purge", run_rate_limit_purge_pass),
     ]
 
 

@@ -192,6 +192,8 @@ async def test_run_once_runs_every_pass_at_the_moment_given(
         "follow_ups",
         "proactive_updates",
         "retention",
+        "idempotency_purge",
+        "rate_limit_purge",
     ]
 
 
