@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
@@ -22,6 +22,7 @@ from app.incidents.scheduler import run_proactive_update_pass
 from app.outbound.models import OutboundMail
 from app.outbound.service import OutboundConfig
 from app.queues.models import Queue
+from app.scheduler.service import run_automation_pass
 from app.templates.models import Template
 from app.tickets.models import MailKind, Message, MessageDirection, Ticket
 from tests.conftest import Caller, MakeAgent
@@ -483,3 +484,40 @@ async def test_an_update_that_fails_is_pushed_back_and_the_others_go(
     monkeypatch.setattr(incidents, "send_scheduled_update", send)
     assert await run_proactive_update_pass(maker, T0 + timedelta(minutes=5), config=config) == 1
     assert len(await replies(session, broken)) == 1
+
+
+async def test_a_status_update_does_not_stop_the_clock_of_hours_without_an_answer(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    maker: async_sessionmaker[AsyncSession],
+    supervisor: Caller,
+    admin: Caller,
+    settings: Settings,
+    sending_mailbox: int,
+) -> None:
+    rules = {
+        "rules": [
+            {
+                "id": "no-answer",
+                "name": "No answer in four hours",
+                "triggers": ["scheduled"],
+                "when": {"field": "ticket.hours_since_agent_reply", "op": "gte", "value": 4},
+                "actions": [{"type": "raise_priority"}],
+            }
+        ]
+    }
+    await call(client, admin, "PUT", "/rules", rules)
+    [ticket_id] = await open_tickets(client, supervisor, 1, sending_mailbox)
+    now = datetime.now(UTC)
+    await session.execute(
+        update(Ticket).where(Ticket.id == ticket_id).values(created_at=now - timedelta(hours=6))
+    )
+    incident = await call(client, supervisor, "POST", "/incidents", {"title": "Netbanken"})
+    path = f"/incidents/{incident['id']}"
+    await call(client, supervisor, "POST", f"{path}/tickets", {"ticket_ids": [ticket_id]})
+    await call(client, supervisor, "POST", f"{path}/updates", {"body_text": "Vi er på sagen."})
+
+    config = OutboundConfig.from_settings(settings)
+    assert await run_automation_pass(maker, now + timedelta(minutes=1), config=config) == 1
+    session.expire_all()
+    assert (await call(client, supervisor, "GET", f"/tickets/{ticket_id}"))["priority"] == "high"
