@@ -3,8 +3,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.calendars.models import Calendar
@@ -79,6 +80,11 @@ async def history(
     return list(targets), list(steps)
 
 
+_STATE_FIELDS = ("sla_due_at", "sla_at_risk_at", "sla_breached")
+_UNLOADED = object()
+"""An attribute expired or never loaded: read through ``__dict__`` so as not to load it."""
+
+
 async def set_ticket_state(
     session: AsyncSession,
     ticket: Ticket,
@@ -90,7 +96,10 @@ async def set_ticket_state(
     """Keep the ticket's copy of its SLA state. Derived data, so it is written without the
     ORM's version bump and ``updated_at`` is kept as it was (the column's onupdate would move
     it): the ETag, "hours since updated" rules and the change feed see the ticket's own
-    changes only."""
+    changes only. Nothing is written when the loaded copy holds these values already."""
+    kept = tuple(ticket.__dict__.get(f, _UNLOADED) for f in _STATE_FIELDS)
+    if kept == (due_at, at_risk_at, breached):
+        return
     await session.execute(
         update(Ticket)
         .where(Ticket.id == ticket.id)
@@ -141,26 +150,56 @@ async def running_targets_of_policy(
     return list(await session.scalars(statement))
 
 
+_FIRED = "sla.fired_step_keys"
+"""``session.info`` key: the fired step keys by target id that the session has read, kept up
+to date by ``add_escalation`` (the only writer), so one batch of the pass and the ticket
+changes its actions make read them once."""
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_fired(session: Session, transaction: SessionTransaction) -> None:
+    # Another transaction may fire steps meanwhile: what this one read holds until its end.
+    if transaction.parent is None:
+        session.info.pop(_FIRED, None)
+
+
 async def fired_step_keys(
     session: AsyncSession, target_ids: Collection[int]
-) -> dict[int, set[str]]:
+) -> dict[int, frozenset[str]]:
     """The keys of the escalation steps fired for each target, by target id."""
-    found: dict[int, set[str]] = {}
-    if not target_ids:
-        return found
-    rows = await session.execute(
-        select(TicketEscalation.target_id, TicketEscalation.step_key).where(
-            TicketEscalation.target_id.in_(target_ids)
+    known: dict[int, set[str]] = session.info.setdefault(_FIRED, {})
+    missing = [i for i in target_ids if i not in known]
+    if missing:
+        rows = await session.execute(
+            select(TicketEscalation.target_id, TicketEscalation.step_key).where(
+                TicketEscalation.target_id.in_(missing)
+            )
         )
-    )
-    for target_id, key in rows:
-        found.setdefault(target_id, set()).add(key)
-    return found
+        for target_id in missing:
+            known[target_id] = set()
+        for target_id, key in rows:
+            known[target_id].add(key)
+    return {i: frozenset(known[i]) for i in target_ids}
 
 
 async def add_escalation(session: AsyncSession, escalation: TicketEscalation) -> None:
     session.add(escalation)
     await session.flush()
+    known: dict[int, set[str]] | None = session.info.get(_FIRED)
+    if known is not None and escalation.target_id in known:
+        known[escalation.target_id].add(escalation.step_key)
+
+
+async def tickets_by_id(session: AsyncSession, ticket_ids: Collection[int]) -> dict[int, Ticket]:
+    rows = await session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))
+    return {ticket.id: ticket for ticket in rows}
+
+
+async def policies_by_id(
+    session: AsyncSession, policy_ids: Collection[int]
+) -> dict[int, SlaPolicy]:
+    rows = await session.scalars(select(SlaPolicy).where(SlaPolicy.id.in_(policy_ids)))
+    return {policy.id: policy for policy in rows}
 
 
 async def policy_names_counting_in(session: AsyncSession, calendar_id: int) -> list[str]:

@@ -46,19 +46,30 @@ async def run_sla_pass(
             claimed = [
                 t for t in await repository.claim_due(session, now, batch) if t.id not in seen
             ]
+            # Read once per batch, and held here: the session's identity map keeps only
+            # what is referenced, so the policies would be read again for every target.
+            ticket_of = await repository.tickets_by_id(session, {t.ticket_id for t in claimed})
+            policy_of = await repository.policies_by_id(
+                session, {t.policy_id for t in claimed if t.policy_id is not None}
+            )
+            await repository.fired_step_keys(session, [t.id for t in claimed])
             for target in claimed:
                 seen.add(target.id)
-                await _handle(session, target, now, config)
+                policy = policy_of.get(target.policy_id) if target.policy_id else None
+                await _handle(session, target, ticket_of[target.ticket_id], policy, now, config)
         handled += len(claimed)
         if len(claimed) < batch:
             return handled
 
 
 async def _handle(
-    session: AsyncSession, target: SlaTarget, now: datetime, config: OutboundConfig
+    session: AsyncSession,
+    target: SlaTarget,
+    ticket: Ticket,
+    policy: SlaPolicy | None,
+    now: datetime,
+    config: OutboundConfig,
 ) -> None:
-    ticket = await tickets.get_ticket(session, ACTOR, target.ticket_id)
-    policy = await repository.get(session, target.policy_id) if target.policy_id else None
     if policy is None:
         target.next_check_at = None
         return
@@ -66,12 +77,12 @@ async def _handle(
     if target.breached_at is None and target.due_at is not None and target.due_at <= now:
         await _breach(session, ticket, policy, target)
     steps = policy_steps(policy.escalations)
-    fired = (await repository.fired_step_keys(session, [target.id])).get(target.id, set())
-    while (step := sla.next_step(steps, target, fired)) is not None:
-        if sla.moment(calendar, target, steps[step].at_percent) > now:
+    while True:
+        fired = (await repository.fired_step_keys(session, [target.id]))[target.id]
+        step = sla.next_step(steps, target, fired)
+        if step is None or sla.moment(calendar, target, steps[step].at_percent) > now:
             break
-        fired.add(steps[step].key)
-        target.escalation_level = len(fired)
+        target.escalation_level = len(fired) + 1
         await _escalate(session, ticket, target, step, steps[step], policy, now, config)
     await sla.refresh(session, ticket, now)
 
