@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.core.clock import utcnow
@@ -18,6 +18,7 @@ from app.customers.models import Customer
 from app.events.models import Event
 from app.gdpr.retention import run_retention_pass
 from app.organisations.models import Organisation
+from app.queues.models import Queue
 from app.tickets.models import TicketStatus
 from tests.conftest import Caller
 from tests.helpers import add_ticket
@@ -32,8 +33,9 @@ async def events_of(
     rows = await session.scalars(
         select(Event).where(Event.type == type_, Event.entity_id.in_(entity_ids)).order_by(Event.id)
     )
-    found = {}
+    found: dict[int, dict[str, Any]] = {}
     for row in rows:
+        assert row.entity_id is not None
         assert row.entity_id not in found, f"two {type_} events about {row.entity_id}"
         found[row.entity_id] = row.data
     return found
@@ -193,7 +195,16 @@ async def test_retention_deletes_or_anonymises_tickets_with_an_event_each(
         headers=admin.headers,
         json={"name": "Spam", "retention_months": 1, "retention_action": "delete"},
     )
-    closed = {"status": TicketStatus.closed, "closed_at": now - timedelta(days=90)}
+    # The policies as an admin confirms them after the preview (the pass acts on nothing else).
+    await session.execute(
+        update(Queue)
+        .where(Queue.id.in_([kept.json()["id"], dropped.json()["id"]]))
+        .values(
+            retention_confirmed_months=Queue.retention_months,
+            retention_confirmed_action=Queue.retention_action,
+        )
+    )
+    closed: dict[str, Any] = {"status": TicketStatus.closed, "closed_at": now - timedelta(days=90)}
     subject = "CPR 010190-1234"
     anonymised = await add_ticket(
         session, queue_id=kept.json()["id"], subject=subject, tags=["x"], **closed

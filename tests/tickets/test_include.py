@@ -156,7 +156,7 @@ async def test_side_loaded_customers_are_audited_as_read(
     )
     assert single.status_code == 200, single.text
     viewed = await audit_events(client, admin, action="customer.viewed")
-    by_agent = [(e["entity_id"]) for e in viewed if e["actor_agent_id"] == agent.id]
+    by_agent = [e["entity_id"] for e in viewed if e["actor_agent_id"] == agent.id]
     first, second = (str(t["customer_id"]) for t in tickets)
     assert sorted(by_agent) == sorted([first, first, second])
 
