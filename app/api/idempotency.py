@@ -57,15 +57,16 @@ SECRET_ANSWERS: tuple[type[BaseModel], ...] = (
 a subclass, or a union holding one) has its stored answers encrypted."""
 
 
-def _models(annotation: object) -> Iterator[type]:
+def response_models(annotation: object) -> Iterator[type]:
+    """The classes in a response model annotation: itself, a union's members, list items."""
     if get_origin(annotation) is None and isinstance(annotation, type):
         yield annotation
     for argument in get_args(annotation):
-        yield from _models(argument)
+        yield from response_models(argument)
 
 
 def answers_with_secrets(route: APIRoute) -> bool:
-    return any(issubclass(model, SECRET_ANSWERS) for model in _models(route.response_model))
+    return any(issubclass(model, SECRET_ANSWERS) for model in response_models(route.response_model))
 
 
 class Replay(Exception):

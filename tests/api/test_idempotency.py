@@ -9,13 +9,15 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from app.api.idempotency import _models, answers_with_secrets, run_idempotency_purge_pass
+from app.api.deps import get_settings_dep
+from app.api.idempotency import answers_with_secrets, response_models, run_idempotency_purge_pass
 from app.api.models import IdempotencyRecord
 from app.core.clock import utcnow
+from app.core.config import Settings
 from app.customers.models import Customer
 from tests.api.conftest import MakeWorld
 from tests.conftest import Caller, MakeAgent
@@ -158,6 +160,23 @@ async def test_answers_with_a_secret_are_stored_encrypted_and_replayed(
     assert stored["c"] == plain.content
 
 
+async def test_a_secret_answer_kept_under_another_secret_key_is_409(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, admin: Caller
+) -> None:
+    body = {"name": "ERP"}
+    created = await client.post("/api/v1/auth/tokens", json=body, headers=keyed(admin, "erp"))
+    assert created.status_code == 201
+    other_key = Settings(secret_key=SecretStr("another key " * 4), data_dir=settings.data_dir)
+    app.dependency_overrides[get_settings_dep] = lambda: other_key
+    try:
+        again = await client.post("/api/v1/auth/tokens", json=body, headers=keyed(admin, "erp"))
+    finally:
+        app.dependency_overrides.pop(get_settings_dep)
+    assert again.status_code == 409
+    assert "secret key" in again.json()["detail"]
+    assert created.json()["token"] not in again.text
+
+
 def test_every_post_answering_with_a_secret_is_stored_encrypted(app: FastAPI) -> None:
     def fields(model: type[BaseModel]) -> set[str]:
         return set(model.model_fields)
@@ -165,7 +184,7 @@ def test_every_post_answering_with_a_secret_is_stored_encrypted(app: FastAPI) ->
     def shows_secret(route: APIRoute) -> bool:
         return any(
             issubclass(model, BaseModel) and fields(model) & SECRET_FIELDS
-            for model in _models(route.response_model)
+            for model in response_models(route.response_model)
         )
 
     posts = {
