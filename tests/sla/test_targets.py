@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.schemas import system_principal
@@ -19,24 +18,9 @@ from app.tickets import service as tickets
 from app.tickets.models import MailKind, ThreadMatch
 from app.tickets.schemas import MailMessage, MessageCreate
 from tests.conftest import Caller
+from tests.sla.conftest import T0, Clock
 
 POLICIES = "/api/v1/sla-policies"
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def at(self, **delta: float) -> None:
-        self.now = T0 + timedelta(**delta)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr("app.tickets.service.utcnow", lambda: clock.now)
-    return clock
 
 
 def at(**delta: float) -> str:
