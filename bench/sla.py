@@ -3,14 +3,17 @@ escalations, the scheduled rules, follow-ups, proactive updates) takes over N op
 (default 100,000) that all have a live SLA target.
 
 Seeds a fresh database with SQL as the scheduler would leave it 30 seconds after its last
-pass: tickets in every open status, each with a resolution target due between 100 minutes ago
-and 65 hours ahead (those breached and those at risk before the last pass already marked and
-tagged), some solved for three days, some four hours without an answer. Saves a rule set
+pass: an SLA policy (resolution in 48 hours; at 80 % notify, at 100 % raise the priority and
+move the ticket to the supervisors' queue) that every queue, ticket and target names; tickets
+in every open status, each with a resolution target due between 100 minutes ago and 65 hours
+ahead (those breached and those at risk before the last pass already marked, tagged and their
+steps fired), some solved for three days, some four hours without an answer. Saves a rule set
 with scheduled rules (raise the priority after 4 hours without an answer, tag and notify at
 risk, close solved tickets after 3 days) and a rule for new tickets that the pass skips. Then
 runs one pass now (what came due in the last 30 seconds fires) and a second one right after
 (nothing new). Prints one JSON line: tickets, seconds of each pass and of each part, open
-tickets per second, what each part handled, and the process's peak memory.
+tickets per second, what each part handled, the breaches and escalations of the SLA part and
+the statements it sent, and the process's peak memory.
 Usage:
     python bench/sla.py [--tickets 100000] [--database-url postgresql://...]
 Without --database-url it uses TICKETRY_DATABASE_URL, else the PostgreSQL on 127.0.0.1:5432.
