@@ -64,11 +64,11 @@ class WebhookDelivery(IdMixin, Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("webhook_id", "event_id"),
-        # The head of each webhook's line: its oldest pending delivery.
+        # The head of each webhook's line: its pending delivery with the lowest id.
         Index(
             "ix_webhook_deliveries_pending",
             "webhook_id",
-            "event_id",
+            "id",
             postgresql_where=text("status = 'pending'"),
         ),
     )

@@ -9,6 +9,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -22,9 +23,7 @@ from app.webhooks.models import (
     WebhookDeliveryStatus,
     fan_out_cursor,
 )
-
-# Events are numbered when written but seen when committed, so a slow transaction can make
-# an event appear below ids already fanned out. Each fan-out looks this many ids back.
+from app.webhooks.schemas import ALL_EVENTS
 
 _PENDING = WebhookDelivery.status == WebhookDeliveryStatus.pending
 
@@ -92,7 +91,7 @@ async def create_deliveries(session: AsyncSession, event_ids: list[int], now: da
                 Event.occurred_at >= Webhook.subscribed_since,
                 or_(
                     Event.type == any_(Webhook.event_types),
-                    literal("*") == any_(Webhook.event_types),
+                    literal(ALL_EVENTS) == any_(Webhook.event_types),
                 ),
             ),
         )
@@ -108,35 +107,35 @@ async def create_deliveries(session: AsyncSession, event_ids: list[int], now: da
     return len(created.all())
 
 
-async def claim_due(session: AsyncSession, now: datetime) -> Webhook | None:
-    """An active webhook whose oldest pending delivery is due, locked for this transaction
-    (FOR NO KEY UPDATE, so deliveries can still be added); webhooks another worker holds are
-    skipped, so one endpoint gets one delivery at a time, in order."""
-    head_due_at = (
-        select(WebhookDelivery.next_attempt_at)
+async def claim_due(session: AsyncSession, now: datetime) -> tuple[Webhook, int] | None:
+    """An active webhook whose head delivery (its pending one with the lowest id: the
+    fan-out creates them in the order the endpoint is to get them) is due, and that delivery's
+    id. The webhook is locked for this transaction (FOR NO KEY UPDATE, so deliveries can still
+    be added) and webhooks another worker holds are skipped, so one endpoint gets one delivery
+    at a time, in order. A webhook whose head waits for a retry is never chosen, whatever its
+    later deliveries are due: it cannot hold up the others."""
+    head = (
+        select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
         .where(WebhookDelivery.webhook_id == Webhook.id, _PENDING)
-        .order_by(WebhookDelivery.event_id)
+        .order_by(WebhookDelivery.id)
         .limit(1)
-        .scalar_subquery()
+        .lateral()
     )
     statement = (
-        select(Webhook)
-        .where(Webhook.active, head_due_at <= now)
-        .order_by(head_due_at, Webhook.id)
+        select(Webhook, head.c.id)
+        .join(head, true())
+        .where(Webhook.active, head.c.next_attempt_at <= now)
+        .order_by(head.c.next_attempt_at, Webhook.id)
         .limit(1)
         .with_for_update(skip_locked=True, key_share=True, of=Webhook)
     )
-    return await session.scalar(statement)
+    row = (await session.execute(statement)).first()
+    return (row[0], row[1]) if row is not None else None
 
 
-async def head_delivery(session: AsyncSession, webhook_id: int) -> WebhookDelivery | None:
-    """The webhook's oldest pending delivery: the only one that may be attempted."""
-    return await session.scalar(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.webhook_id == webhook_id, _PENDING)
-        .order_by(WebhookDelivery.id)
-        .limit(1)
-        .with_for_update()
+async def lock_delivery(session: AsyncSession, delivery_id: int) -> WebhookDelivery | None:
+    return await session.get(
+        WebhookDelivery, delivery_id, with_for_update=True, populate_existing=True
     )
 
 

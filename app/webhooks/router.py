@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request, Response, status
 from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
 from app.api.etag import created_with_etag, read_with_etag
 from app.api.problems import responses
+from app.core.clock import utcnow
 from app.core.pagination import Page
 from app.webhooks import service
 from app.webhooks.models import Webhook
@@ -80,7 +81,13 @@ async def update_webhook(
 ) -> WebhookRead:
     """Change the URL, the event types, the description, or switch it off and on (admin)."""
     webhook = await service.update_webhook(
-        session, principal, webhook_id, body, if_match, WebhookConfig.from_settings(settings)
+        session,
+        principal,
+        webhook_id,
+        body,
+        if_match,
+        WebhookConfig.from_settings(settings),
+        now=utcnow(),
     )
     return read_with_etag(response, WebhookRead, webhook)
 
@@ -100,7 +107,7 @@ async def delete_webhook(
 @router.post(
     "/{webhook_id}/rotate-secret",
     response_model=WebhookWithSecret,
-    responses=responses(401, 403, 404, 422),
+    responses=responses(401, 403, 404, 409, 422),
 )
 async def rotate_secret(
     session: DbSession,
@@ -110,9 +117,10 @@ async def rotate_secret(
     response: Response,
 ) -> WebhookWithSecret:
     """A new signing secret (admin), shown this once. The old one keeps signing as well for
-    TICKETRY_WEBHOOK_SECRET_OVERLAP_HOURS: deliveries then carry both signatures."""
+    TICKETRY_WEBHOOK_SECRET_OVERLAP_HOURS: deliveries then carry both signatures. 409 while
+    the secret before the last rotation still signs."""
     webhook, secret = await service.rotate_secret(
-        session, principal, webhook_id, WebhookConfig.from_settings(settings)
+        session, principal, webhook_id, WebhookConfig.from_settings(settings), now=utcnow()
     )
     return _with_secret(response, webhook, secret)
 
@@ -145,7 +153,7 @@ async def redeliver(
     session: DbSession, principal: CurrentPrincipal, webhook_id: int, delivery_id: int
 ) -> DeliveryRead:
     """Send a delivery's event again, with the same `webhook-id` (admin)."""
-    delivery = await service.redeliver(session, principal, webhook_id, delivery_id)
+    delivery = await service.redeliver(session, principal, webhook_id, delivery_id, now=utcnow())
     return DeliveryRead.model_validate(delivery)
 
 
@@ -157,7 +165,7 @@ async def ping(
 ) -> PingResult:
     """Post a signed `webhook.ping` event to this endpoint now and report the answer (admin)."""
     outcome = await service.ping(
-        session, principal, webhook_id, WebhookConfig.from_settings(settings)
+        session, principal, webhook_id, WebhookConfig.from_settings(settings), now=utcnow()
     )
     return PingResult(
         delivered=outcome.delivered,

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import difflib
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from app.core.types import Description, reject_null
+from app.events.schemas import EVENT_TYPES
 from app.webhooks.models import WebhookDeliveryStatus
 
 TargetUrl = Annotated[
@@ -16,9 +25,25 @@ TargetUrl = Annotated[
         examples=["https://hooks.example.com/ticketry"],
     ),
 ]
+ALL_EVENTS = "*"
+
+
+def _published(name: str) -> str:
+    """A misspelt type would subscribe to nothing, silently."""
+    if name == ALL_EVENTS or name in EVENT_TYPES:
+        return name
+    close = difflib.get_close_matches(name, EVENT_TYPES.keys(), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(
+        f"{name!r} is no event type (GET /api/v1/events/types lists them, "
+        f'"{ALL_EVENTS}" is every one).{hint}'
+    )
+
+
 EventType = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_published),
     Field(examples=["ticket.created"]),
 ]
 EventTypes = Annotated[

@@ -10,14 +10,16 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpcore
 import httpx
 from standardwebhooks import Webhook as Signer
 
-from app.webhooks.targets import TargetPolicy, UnsafeTarget, check_target
+from app.webhooks.targets import TargetPolicy, UnsafeTarget, connect_address, parse_target
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 USER_AGENT = "Ticketry-Webhooks/1"
@@ -77,29 +79,70 @@ class Attempt:
         return self.error is None
 
 
-def http_client(timeout: float) -> httpx.AsyncClient:
-    """Redirects are not followed (they could lead anywhere) and proxies from the
-    environment are not used."""
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+class _CheckedBackend(httpcore.AsyncNetworkBackend):
+    """Opens each connection to an address the policy allows, resolved and checked right
+    here, so no second lookup can put another address in its place. The URL keeps its host
+    name: the ``Host`` header, TLS SNI and the certificate check all use it."""
+
+    def __init__(self, policy: TargetPolicy) -> None:
+        self._policy = policy
+        self._network = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's signature
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        address = await connect_address(host, port, self._policy)
+        return await self._network.connect_tcp(
+            address, port, timeout, local_address, socket_options
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        await self._network.sleep(seconds)
 
 
-async def post(
-    client: httpx.AsyncClient,
-    url: str,
-    policy: TargetPolicy,
-    headers: dict[str, str],
-    body: str,
-) -> Attempt:
-    """POST ``body``; 2xx is delivered, anything else an error. The answer's body is not
-    read."""
+class _CheckedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, policy: TargetPolicy) -> None:
+        super().__init__(trust_env=False)
+        # httpx takes no network backend: its pool is replaced by one like it (httpx's
+        # default TLS settings and limits) that has one.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_CheckedBackend(policy),
+        )
+
+
+def http_client(timeout: float, policy: TargetPolicy) -> httpx.AsyncClient:
+    """Connects only where ``policy`` allows (see ``_CheckedBackend``). Redirects are not
+    followed (they could lead anywhere) and proxies from the environment are not used."""
+    return httpx.AsyncClient(
+        transport=_CheckedTransport(policy),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], body: str) -> Attempt:
+    """POST ``body`` with a client of ``http_client``; 2xx is delivered, anything else an
+    error. The answer's body is not read."""
     try:
-        await check_target(url, policy)
+        parse_target(url)
     except UnsafeTarget as exc:
         return Attempt(None, None, str(exc))
     started = time.perf_counter()
     try:
         async with client.stream("POST", url, content=body.encode(), headers=headers) as answer:
             status_code = answer.status_code
+    except UnsafeTarget as exc:
+        return Attempt(None, None, str(exc))
     except httpx.TimeoutException:
         return Attempt(None, _since(started), "timed out waiting for the endpoint")
     except httpx.HTTPError as exc:

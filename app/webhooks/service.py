@@ -9,15 +9,15 @@ from datetime import datetime, timedelta
 
 import httpx
 import structlog
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
-from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.crypto import decrypt, encrypt
-from app.core.errors import Invalid, NotFound, check_version
+from app.core.errors import Conflict, Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.events import service as events
 from app.events.models import Event
@@ -120,6 +120,8 @@ async def update_webhook(
     changes: WebhookUpdate,
     expected_version: int | None,
     config: WebhookConfig,
+    *,
+    now: datetime,
 ) -> Webhook:
     """Switching a webhook on again sends events from then on, and retries its pending
     deliveries at once."""
@@ -130,8 +132,8 @@ async def update_webhook(
         await _check_url(values["url"], config.policy)
     before = _snapshot(webhook)
     if values.get("active") and not webhook.active:
-        now = utcnow()
-        webhook.subscribed_since = now
+        # Compared with events' ``occurred_at``, so taken from the same clock: the database's.
+        webhook.subscribed_since = func.now()
         webhook.failing_since = None
         webhook.disabled_reason = None
         await repository.retry_pending_now(session, webhook.id, now)
@@ -162,14 +164,27 @@ async def delete_webhook(
 
 
 async def rotate_secret(
-    session: AsyncSession, actor: Principal, webhook_id: int, config: WebhookConfig
+    session: AsyncSession,
+    actor: Principal,
+    webhook_id: int,
+    config: WebhookConfig,
+    *,
+    now: datetime,
 ) -> tuple[Webhook, str]:
     """A new secret; the current one keeps signing too for ``config.secret_overlap``, so the
-    consumer can switch without losing a delivery."""
+    consumer can switch without losing a delivery. Refused (409) while the secret before is
+    still in its overlap: dropping it early would break a consumer not yet switched."""
     webhook = await get_webhook(session, actor, webhook_id)
+    expires = webhook.previous_secret_expires_at
+    if webhook.previous_secret_encrypted is not None and expires is not None and expires > now:
+        raise Conflict(
+            f"The secret before the last rotation still signs until {expires.isoformat()}; "
+            "rotate again after that.",
+            previous_secret_expires_at=expires.isoformat(),
+        )
     secret = sending.new_secret()
     webhook.previous_secret_encrypted = webhook.secret_encrypted
-    webhook.previous_secret_expires_at = utcnow() + config.secret_overlap
+    webhook.previous_secret_expires_at = now + config.secret_overlap
     webhook.secret_encrypted = encrypt(config.secret_key, secret)
     await session.flush()
     await audit.record(
@@ -206,7 +221,7 @@ async def list_deliveries(
 
 
 async def redeliver(
-    session: AsyncSession, actor: Principal, webhook_id: int, delivery_id: int
+    session: AsyncSession, actor: Principal, webhook_id: int, delivery_id: int, *, now: datetime
 ) -> WebhookDelivery:
     """Send the event again, now (in its place in the endpoint's order: deliveries of
     earlier events still pending go first). It keeps its ``webhook-id``."""
@@ -215,7 +230,7 @@ async def redeliver(
     if delivery is None:
         raise NotFound(f"Webhook {webhook_id} has no delivery {delivery_id}.")
     delivery.status = WebhookDeliveryStatus.pending
-    delivery.next_attempt_at = utcnow()
+    delivery.next_attempt_at = now
     await session.flush()
     await audit.record(
         session,
@@ -229,20 +244,24 @@ async def redeliver(
 
 
 async def ping(
-    session: AsyncSession, actor: Principal, webhook_id: int, config: WebhookConfig
+    session: AsyncSession,
+    actor: Principal,
+    webhook_id: int,
+    config: WebhookConfig,
+    *,
+    now: datetime,
 ) -> sending.Attempt:
     """Post a ``webhook.ping`` event to this endpoint only, now, and say how it went. It is
     not stored as an event, so other webhooks do not get it."""
     webhook = await get_webhook(session, actor, webhook_id)
-    now = utcnow()
     body = sending.payload(
         None, "webhook.ping", now, ENTITY, webhook.id, {"webhook_id": webhook.id}
     )
     headers = sending.signed_headers(
         f"ping_{uuid.uuid4().hex}", now, body, signing_secrets(webhook, now, config)
     )
-    async with sending.http_client(config.timeout_seconds) as client:
-        return await sending.post(client, webhook.url, config.policy, headers, body)
+    async with sending.http_client(config.timeout_seconds, config.policy) as client:
+        return await sending.post(client, webhook.url, headers, body)
 
 
 # --- the worker's steps ------------------------------------------------------------------------
@@ -276,36 +295,41 @@ def message_id(delivery: WebhookDelivery) -> str:
 class DueDelivery:
     webhook: Webhook
     delivery: WebhookDelivery
-    headers: dict[str, str]
-    body: str
+    event: Event
 
 
-async def claim_due(
-    session: AsyncSession, now: datetime, config: WebhookConfig
-) -> DueDelivery | None:
+async def claim_due(session: AsyncSession, now: datetime) -> DueDelivery | None:
     """The next delivery to attempt, with its endpoint locked until the transaction ends; None
     when no endpoint has a due delivery that another worker is not attempting."""
-    webhook = await repository.claim_due(session, now)
-    if webhook is None:
+    claimed = await repository.claim_due(session, now)
+    if claimed is None:
         return None
-    delivery = await repository.head_delivery(session, webhook.id)
-    if delivery is None or delivery.next_attempt_at > now:
+    webhook, delivery_id = claimed
+    delivery = await repository.lock_delivery(session, delivery_id)
+    # Another worker may have finished it between the query's snapshot and the lock.
+    if (
+        delivery is None
+        or delivery.status is not WebhookDeliveryStatus.pending
+        or delivery.next_attempt_at > now
+    ):
         return None
     event = await session.get(Event, delivery.event_id)
     assert event is not None  # the foreign key's cascade removes deliveries with their event
+    return DueDelivery(webhook, delivery, event)
+
+
+async def attempt(
+    client: httpx.AsyncClient, due: DueDelivery, now: datetime, config: WebhookConfig
+) -> sending.Attempt:
+    """Sign the event for the endpoint and post it (``client`` from ``sending.http_client``)."""
+    event = due.event
     body = sending.payload(
         event.id, event.type, event.occurred_at, event.entity, event.entity_id, event.data
     )
     headers = sending.signed_headers(
-        message_id(delivery), now, body, signing_secrets(webhook, now, config)
+        message_id(due.delivery), now, body, signing_secrets(due.webhook, now, config)
     )
-    return DueDelivery(webhook, delivery, headers, body)
-
-
-async def attempt(
-    client: httpx.AsyncClient, due: DueDelivery, config: WebhookConfig
-) -> sending.Attempt:
-    return await sending.post(client, due.webhook.url, config.policy, due.headers, due.body)
+    return await sending.post(client, due.webhook.url, headers, body)
 
 
 async def record_attempt(

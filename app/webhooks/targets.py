@@ -1,6 +1,8 @@
 """Where webhooks may post: http(s) URLs whose host resolves only to public (global) addresses,
 so a subscription cannot be used to reach the service's own network (SSRF). Checked when a
-webhook is saved and again before every delivery, since a name can be re-pointed later."""
+webhook is saved and again on every connection the sender opens, which then goes to the very
+address that was checked: a name re-pointed between the check and the connection (DNS
+rebinding) cannot lead it elsewhere."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ class TargetPolicy:
         return address.is_global and not address.is_multicast
 
 
-def _parse(url: str) -> tuple[str, int]:
+def parse_target(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeTarget("The URL must start with http:// or https://.")
@@ -82,14 +84,23 @@ async def _resolve(host: str, port: int) -> list[IpAddress]:
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
-async def check_target(url: str, policy: TargetPolicy) -> None:
-    """Raise ``UnsafeTarget`` unless ``url`` may be called now under ``policy``."""
-    host, port = _parse(url)
+async def connect_address(host: str, port: int, policy: TargetPolicy) -> str:
+    """The address to connect to for ``host``: one it resolves to now, all of which
+    ``policy`` allows (the host itself when the policy allows it whatever it resolves to);
+    ``UnsafeTarget`` otherwise."""
+    host = host.lower().rstrip(".")
     if policy.allow_private or host in policy.allowed_hosts:
-        return
-    for address in await _resolve(host, port):
+        return host
+    addresses = await _resolve(host, port)
+    for address in addresses:
         if not policy.address_allowed(address):
             raise UnsafeTarget(
                 f"The host {host} resolves to {address}, which is not a public address "
                 "(private, loopback, link-local or reserved); webhooks may not call it."
             )
+    return str(addresses[0])
+
+
+async def check_target(url: str, policy: TargetPolicy) -> None:
+    """Raise ``UnsafeTarget`` unless ``url`` may be called now under ``policy``."""
+    await connect_address(*parse_target(url), policy)

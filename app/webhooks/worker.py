@@ -46,7 +46,7 @@ class WebhookWorker:
         self.clock = clock
 
     def client(self) -> httpx.AsyncClient:
-        return sending.http_client(self.config.timeout_seconds)
+        return sending.http_client(self.config.timeout_seconds, self.config.policy)
 
     async def fan_out(self) -> int:
         """Create the deliveries of new events; how many (0 when another worker is at it)."""
@@ -57,10 +57,17 @@ class WebhookWorker:
         """Attempt the due delivery of one endpoint, if any; returns whether there was one."""
         async with self.maker() as session, session.begin():
             now = self.clock()
-            due = await service.claim_due(session, now, self.config)
+            due = await service.claim_due(session, now)
             if due is None:
                 return False
-            outcome = await service.attempt(client, due, self.config)
+            try:
+                outcome = await service.attempt(client, due, now, self.config)
+            except Exception as exc:
+                # E.g. a secret that no longer decrypts after the secret key changed: the
+                # attempt is counted (retried, and the webhook switched off in the end) rather
+                # than the same delivery crashing every sender forever.
+                log.exception("webhook_attempt_crashed", delivery_id=due.delivery.id)
+                outcome = sending.Attempt(None, None, f"could not be sent: {exc!r}"[:1000])
             await service.record_attempt(session, due, outcome, now, self.config)
             if outcome.delivered:
                 log.info(
@@ -87,6 +94,8 @@ class WebhookWorker:
                     busy = await self.deliver_one(client)
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("webhooks_failed", error=str(exc))
+            except Exception:  # a sender must outlive any one failure
+                log.exception("webhooks_crashed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_seconds)
 

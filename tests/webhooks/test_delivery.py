@@ -4,6 +4,7 @@ for too long; with a clock the test moves."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -16,11 +17,13 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from app.agents.models import AgentRole
 from app.auth.schemas import Principal
 from app.core.clock import utcnow
+from app.core.errors import Conflict
 from app.events.models import Event
-from app.webhooks import service
+from app.webhooks import sending, service, targets
 from app.webhooks.models import Webhook, WebhookDelivery, WebhookDeliveryStatus
 from app.webhooks.schemas import WebhookCreate
 from app.webhooks.service import WebhookConfig
+from app.webhooks.targets import TargetPolicy
 from app.webhooks.worker import WebhookWorker
 from tests.webhooks.receiver import Receiver
 
@@ -92,7 +95,7 @@ async def test_a_delivery_is_signed_and_verifies_with_the_library(hooks: Hooks) 
     assert payload["data"] == {"subject": "Faktura"}
     assert request.headers["webhook-id"] == f"evt_{event_id}_wh_{webhook.id}"
     with pytest.raises(WebhookVerificationError):
-        Verifier(service.sending.new_secret()).verify(request.body, request.headers)
+        Verifier(sending.new_secret()).verify(request.body, request.headers)
     [delivery] = await hooks.deliveries(webhook.id)
     assert delivery.status is WebhookDeliveryStatus.delivered
     assert delivery.last_status_code == 200
@@ -169,7 +172,7 @@ async def test_redelivery_sends_the_event_again_with_the_same_id(hooks: Hooks) -
     await hooks.worker.deliver_due()
     [delivery] = await hooks.deliveries(webhook.id)
 
-    await service.redeliver(hooks.session, ADMIN, webhook.id, delivery.id)
+    await service.redeliver(hooks.session, ADMIN, webhook.id, delivery.id, now=hooks.clock.now)
     hooks.clock.advance(seconds=1)
     await hooks.worker.deliver_due()
 
@@ -182,7 +185,9 @@ async def test_redelivery_sends_the_event_again_with_the_same_id(hooks: Hooks) -
 
 async def test_after_rotation_both_secrets_sign_until_the_overlap_ends(hooks: Hooks) -> None:
     webhook, old = await hooks.subscribe()
-    _, new = await service.rotate_secret(hooks.session, ADMIN, webhook.id, hooks.config)
+    _, new = await service.rotate_secret(
+        hooks.session, ADMIN, webhook.id, hooks.config, now=hooks.clock.now
+    )
     await hooks.event()
     await hooks.worker.deliver_due()
     [request] = hooks.receiver.received
@@ -211,3 +216,133 @@ async def test_deliveries_are_refused_to_private_addresses_unless_allowed(hooks:
     [delivery] = await hooks.deliveries(webhook.id)
     assert delivery.status is WebhookDeliveryStatus.pending
     assert "not a public address" in (delivery.last_error or "")
+
+
+def _resolving(monkeypatch: pytest.MonkeyPatch, *answers: str) -> list[str]:
+    """The addresses names resolve to, one answer per lookup (the last one repeats); returns
+    the names looked up."""
+    looked_up: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[targets.IpAddress]:
+        looked_up.append(host)
+        return [ipaddress.ip_address(answers[min(len(looked_up), len(answers)) - 1])]
+
+    monkeypatch.setattr(targets, "_resolve", resolve)
+    return looked_up
+
+
+def _at(hooks: Hooks, host: str) -> str:
+    return hooks.receiver.url.replace("127.0.0.1", host)
+
+
+def _policy(hooks: Hooks, allowed: list[str]) -> None:
+    hooks.worker.config = replace(hooks.config, policy=TargetPolicy.from_list(False, allowed))
+
+
+async def _subscribe_at(hooks: Hooks, url: str) -> Webhook:
+    data = WebhookCreate(url=url, event_types=["*"])
+    webhook, _ = await service.create_webhook(hooks.session, ADMIN, data, hooks.config)
+    return webhook
+
+
+async def test_the_connection_goes_to_the_address_that_was_checked(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No one else knows hooks.test: only a connection to the checked address reaches the
+    # receiver.
+    looked_up = _resolving(monkeypatch, "127.0.0.1")
+    _policy(hooks, ["127.0.0.1/32"])
+    webhook = await _subscribe_at(hooks, _at(hooks, "hooks.test"))
+    await hooks.event()
+
+    await hooks.worker.deliver_due()
+
+    [request] = hooks.receiver.received
+    assert request.headers["host"] == _at(hooks, "hooks.test").split("/")[2]
+    assert looked_up == ["hooks.test"]
+    [delivery] = await hooks.deliveries(webhook.id)
+    assert delivery.status is WebhookDeliveryStatus.delivered
+
+
+async def test_a_name_re_pointed_after_the_check_is_not_called(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first answer is allowed and unreachable, the next one is the receiver: the
+    # endpoint must be posted to at the first, never looked up again.
+    _resolving(monkeypatch, "127.0.0.2", "127.0.0.1")
+    _policy(hooks, ["127.0.0.2/32"])
+    webhook = await _subscribe_at(hooks, _at(hooks, "localhost"))
+    await hooks.event()
+
+    await hooks.worker.deliver_due()
+
+    assert hooks.receiver.received == []
+    [delivery] = await hooks.deliveries(webhook.id)
+    assert delivery.status is WebhookDeliveryStatus.pending
+    assert "could not reach the endpoint" in (delivery.last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host", "delivered"),
+    [
+        (["127.0.0.0/8"], "127.0.0.1", True),
+        (["::1/128", "127.0.0.1"], "127.0.0.1", True),
+        (["LocalHost."], "localhost", True),
+        (["10.0.0.0/8", "hooks.example.com", "127.0.0.2"], "127.0.0.1", False),
+        ([], "localhost", False),
+    ],
+)
+async def test_the_allow_list_admits_its_hosts_and_networks_only(
+    hooks: Hooks, allowed: list[str], host: str, delivered: bool
+) -> None:
+    _policy(hooks, allowed)
+    webhook = await _subscribe_at(hooks, _at(hooks, host))
+    await hooks.event()
+
+    await hooks.worker.deliver_due()
+
+    assert len(hooks.receiver.received) == int(delivered)
+    [delivery] = await hooks.deliveries(webhook.id)
+    if not delivered:
+        assert "not a public address" in (delivery.last_error or "")
+
+
+async def test_a_secret_that_cannot_be_decrypted_is_a_failed_attempt(hooks: Hooks) -> None:
+    webhook, _ = await hooks.subscribe()
+    await hooks.event()
+    hooks.worker.config = replace(hooks.config, secret_key="another-key-" + "k" * 40)
+
+    assert await hooks.worker.deliver_due() == 1
+
+    assert hooks.receiver.received == []
+    [delivery] = await hooks.deliveries(webhook.id)
+    assert delivery.status is WebhookDeliveryStatus.pending
+    assert delivery.attempts == 1
+    assert (delivery.last_error or "").startswith("could not be sent: SecretKeyChanged")
+    hooks.worker.config = hooks.config
+    hooks.clock.now = delivery.next_attempt_at
+    assert await hooks.worker.deliver_due() == 1
+    assert len(hooks.receiver.received) == 1
+
+
+async def test_a_second_rotation_waits_for_the_overlap_to_end(hooks: Hooks) -> None:
+    webhook, first = await hooks.subscribe()
+    await service.rotate_secret(hooks.session, ADMIN, webhook.id, hooks.config, now=hooks.clock.now)
+    hooks.clock.advance(hours=23)
+    with pytest.raises(Conflict):
+        await service.rotate_secret(
+            hooks.session, ADMIN, webhook.id, hooks.config, now=hooks.clock.now
+        )
+
+    hooks.clock.advance(hours=1)
+    _, third = await service.rotate_secret(
+        hooks.session, ADMIN, webhook.id, hooks.config, now=hooks.clock.now
+    )
+    await hooks.event()
+    await hooks.worker.deliver_due()
+    [request] = hooks.receiver.received
+    message_id, body = request.headers["webhook-id"], request.body.decode()
+    signatures = request.headers["webhook-signature"].split(" ")
+    assert Verifier(third).sign(message_id, hooks.clock.now, body) in signatures
+    assert Verifier(first).sign(message_id, hooks.clock.now, body) not in signatures
+    assert len(signatures) == 2  # the third and the second, in its overlap

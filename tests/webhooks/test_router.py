@@ -3,12 +3,24 @@ the delivery log, ping."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook as Verifier
 
+from app.api.deps import get_settings_dep
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.events.models import Event
+from app.webhooks.service import WebhookConfig
+from app.webhooks.worker import WebhookWorker
 from tests.conftest import Caller, MakeAgent
 from tests.webhooks.receiver import Receiver
+from tests.webhooks.test_delivery import Clock
 
 API = "/api/v1/webhooks"
 
@@ -105,3 +117,129 @@ async def test_ping_posts_a_signed_ping_to_the_endpoint(
     assert failed.json()["error"] == "the endpoint answered HTTP 500"
     log = await client.get(f"{API}/{webhook['id']}/deliveries", headers=admin.headers)
     assert log.json() == {"items": [], "next_cursor": None}  # pings are not events
+
+
+async def test_unknown_event_types_are_refused_with_close_matches(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    created = await client.post(
+        API,
+        headers=admin.headers,
+        json={"url": "https://hooks.example.com/t", "event_types": ["*", "ticket.creatd"]},
+    )
+    assert created.status_code == 422, created.text
+    [error] = created.json()["errors"]
+    assert error["pointer"] == "/body/event_types/1"
+    assert "ticket.creatd" in error["detail"]
+    assert "Did you mean ticket.created" in error["detail"]
+
+    good = await client.post(
+        API,
+        headers=admin.headers,
+        json={"url": "https://hooks.example.com/t", "event_types": ["ticket.created"]},
+    )
+    changed = await client.patch(
+        f"{API}/{good.json()['id']}", headers=admin.headers, json={"event_types": ["tickets"]}
+    )
+    assert changed.status_code == 422
+    assert changed.json()["errors"][0]["pointer"] == "/body/event_types/0"
+
+
+async def test_a_second_rotation_within_the_overlap_is_a_conflict(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    created = await client.post(
+        API,
+        headers=admin.headers,
+        json={"url": "https://hooks.example.com/t", "event_types": ["*"]},
+    )
+    url = f"{API}/{created.json()['id']}/rotate-secret"
+    first = await client.post(url, headers=admin.headers)
+    assert first.status_code == 200
+
+    again = await client.post(url, headers=admin.headers)
+
+    assert again.status_code == 409
+    expires = datetime.fromisoformat(first.json()["previous_secret_expires_at"])
+    assert datetime.fromisoformat(again.json()["previous_secret_expires_at"]) == expires
+
+
+@pytest.fixture
+def allowed_targets(app: FastAPI, settings: Settings) -> Iterator[None]:
+    """The API with TICKETRY_WEBHOOK_ALLOWED_TARGETS=["127.0.0.1/32", "intranet.example"]."""
+    allowed = settings.model_copy(
+        update={"webhook_allowed_targets": ["127.0.0.1/32", "intranet.example"]}
+    )
+    app.dependency_overrides[get_settings_dep] = lambda: allowed
+    yield None
+    app.dependency_overrides.pop(get_settings_dep, None)
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("http://127.0.0.1:8080/x", 201),
+        ("http://intranet.example/x", 201),
+        ("http://127.0.0.2/x", 422),
+        ("http://10.1.2.3/x", 422),
+    ],
+)
+async def test_the_allowed_targets_setting_admits_its_hosts_and_networks(
+    client: httpx.AsyncClient, admin: Caller, allowed_targets: None, url: str, status: int
+) -> None:
+    response = await client.post(
+        API, headers=admin.headers, json={"url": url, "event_types": ["*"]}
+    )
+    assert response.status_code == status, response.text
+
+
+async def test_the_delivery_log_and_redelivery_through_the_api(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    receiver: Receiver,
+    private_allowed: None,
+    session: AsyncSession,
+    connection: AsyncConnection,
+    config: WebhookConfig,
+) -> None:
+    created = await client.post(
+        API, headers=admin.headers, json={"url": receiver.url, "event_types": ["ticket.created"]}
+    )
+    log_url = f"{API}/{created.json()['id']}/deliveries"
+    event = Event(type="ticket.created", entity="ticket", entity_id=7, data={})
+    session.add(event)
+    await session.flush()
+    maker = async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    clock = Clock(utcnow())
+    worker = WebhookWorker(maker, config, clock=clock)
+    receiver.answers = [503]
+
+    await worker.deliver_due()
+
+    [entry] = (await client.get(log_url, headers=admin.headers)).json()["items"]
+    assert entry["event_id"] == event.id
+    assert entry["status"] == "pending"
+    assert entry["attempts"] == 1
+    assert entry["last_status_code"] == 503
+    assert entry["last_error"] == "the endpoint answered HTTP 503"
+    assert isinstance(entry["last_latency_ms"], int)
+    assert entry["delivered_at"] is None
+
+    redelivered = await client.post(f"{log_url}/{entry['id']}/redeliver", headers=admin.headers)
+    assert redelivered.status_code == 200
+    assert redelivered.json()["status"] == "pending"
+    clock.advance(seconds=1)  # the API's clock ran on meanwhile
+    await worker.deliver_due()
+
+    [entry] = (await client.get(log_url, headers=admin.headers)).json()["items"]
+    assert entry["status"] == "delivered"
+    assert entry["attempts"] == 2
+    assert entry["last_status_code"] == 200
+    assert entry["last_error"] is None
+    assert entry["delivered_at"] is not None
+    first, again = receiver.received
+    assert first.headers["webhook-id"] == again.headers["webhook-id"]
+    missing = await client.post(f"{log_url}/{entry['id'] + 1}/redeliver", headers=admin.headers)
+    assert missing.status_code == 404

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.agents.models import AgentRole
 from app.auth.schemas import Principal
@@ -65,3 +65,45 @@ async def test_two_workers_deliver_each_event_once_and_in_order(
         by_endpoint.setdefault(endpoint, []).append(request.json["id"])
     for ids in by_endpoint.values():
         assert ids == sorted(ids)
+
+
+async def test_an_endpoint_waiting_for_a_retry_does_not_hold_up_the_others(
+    empty_database_url: str, receiver: Receiver, config: WebhookConfig
+) -> None:
+    """Two transactions whose events are numbered against their order in the feed: the
+    failing endpoint's first delivery in line is not its lowest event id."""
+    healthy = Receiver()
+    await healthy.start()
+    engine = create_engine(empty_database_url, pool_size=4)
+    try:
+        await upgrade_to_head(engine)
+        maker = create_sessionmaker(engine)
+        async with maker.begin() as session:
+            for url in (receiver.url, healthy.url):
+                data = WebhookCreate(url=url, event_types=["*"])
+                await service.create_webhook(session, ADMIN, data, config)
+        async with maker() as earlier, maker() as later:
+            await earlier.execute(select(func.pg_current_xact_id()))  # first in the feed
+            later.add(Event(type="ticket.created", entity="ticket", entity_id=1, data={}))
+            await later.flush()  # the lower event id
+            earlier.add(Event(type="ticket.created", entity="ticket", entity_id=2, data={}))
+            await earlier.commit()
+            await later.commit()
+        receiver.answers = [500] * 10
+
+        worker = WebhookWorker(maker, config)
+        # Events are fanned out once every transaction older than theirs has ended, in any
+        # database of the server.
+        created = 0
+        async with asyncio.timeout(30):
+            while created < 4:
+                created += await worker.fan_out()
+                await asyncio.sleep(0.02)
+        await worker.deliver_due()
+        await worker.deliver_due()
+    finally:
+        await engine.dispose()
+        await healthy.stop()
+
+    assert [r.json["entity_id"] for r in receiver.received] == [2]  # then waits for the retry
+    assert [r.json["entity_id"] for r in healthy.received] == [2, 1]  # the feed's order
