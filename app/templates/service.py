@@ -326,7 +326,7 @@ async def render_for_ticket(
         variables["incident"] = dict(incident)
     if actor.is_external:
         shown = await queues.customer_fields(session, actor)
-        _blank_for_partner(variables, shown.get(ticket.queue_id or 0, CustomerFields.none))
+        _blank_for_partner(variables, tickets.partner_customer_fields(shown, ticket))
     if masked:
         variables["ticket"]["subject"] = mask_text(ticket.subject)
     return render_source(template.subject, template.body, template.body_format, variables)

@@ -160,6 +160,10 @@ class Ticket(IdMixin, TimestampMixin, VersionedMixin, ChangeTxidMixin, Base):
     category: Mapped[str | None] = mapped_column(String(200))
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(100)), server_default=text("'{}'"))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    customer_withheld: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """An outside partner opened the ticket for the address of a customer already known: the
+    ticket is that customer's, but outside partners are not shown the record (it was not
+    theirs to learn)."""
     first_response_at: Mapped[datetime | None]
     solved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]

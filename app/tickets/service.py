@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -188,6 +188,14 @@ async def related(
     return Related(kinds, found_customers, found_agents, found_messages)
 
 
+def partner_customer_fields(shown: Mapping[int, CustomerFields], ticket: Ticket) -> CustomerFields:
+    """What an outside partner with these grants (``queues.customer_fields``) sees of the
+    ticket's customer: the grant of its queue, nothing when the customer is withheld."""
+    if ticket.customer_withheld:
+        return CustomerFields.none
+    return shown.get(ticket.queue_id or 0, CustomerFields.none)
+
+
 async def _customers_of(
     session: AsyncSession, actor: Principal, tickets: Sequence[Ticket]
 ) -> dict[int, CustomerRead]:
@@ -201,7 +209,7 @@ async def _customers_of(
         raise Forbidden("Your grants show no customer data.")
     fields_of: dict[int, CustomerFields] = {}
     for ticket in tickets:
-        fields = shown.get(ticket.queue_id or 0, CustomerFields.none)
+        fields = partner_customer_fields(shown, ticket)
         if fields is not CustomerFields.none and fields_of.get(ticket.customer_id) is not (
             CustomerFields.name_and_email
         ):
@@ -301,6 +309,11 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
         await _check_assignee(session, actor, data.assignee_id, data.queue_id)
     if data.team_id is not None:
         await _check_team(session, data.team_id)
+    withheld = (
+        actor.is_external
+        and data.customer.email is not None
+        and await customers.customer_id_for_email(session, data.customer.email) is not None
+    )
     customer = await customers.resolve_customer(
         session,
         actor,
@@ -320,6 +333,7 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
         category=data.category,
         tags=sorted(set(data.tags)),
         custom_fields=data.custom_fields,
+        customer_withheld=withheld,
         last_customer_message_at=utcnow(),
     )
     _apply_status(ticket, data.status)
@@ -680,8 +694,10 @@ async def message_reads(
         shown = await queues.customer_fields(session, actor)
         for ticket_id in {m.ticket_id for m in messages}:
             ticket = await repository.get(session, ticket_id)
-            queue_id = ticket.queue_id if ticket is not None else None
-            if queue_id is None or shown.get(queue_id) is not CustomerFields.name_and_email:
+            if (
+                ticket is None
+                or partner_customer_fields(shown, ticket) is not CustomerFields.name_and_email
+            ):
                 hidden.add(ticket_id)
     reads = []
     for message in messages:

@@ -253,3 +253,65 @@ async def test_follow_up_notes_are_internal_and_masked_for_everyone(
     assert included.json()["included"]["follow_ups"][str(ticket_id)]["note"] == (
         "Ring om CPR ******-**34"
     )
+
+
+async def test_a_partner_opening_a_ticket_for_a_known_address_learns_nothing_of_the_customer(
+    client: httpx.AsyncClient, admin: Caller, make_agent: MakeAgent
+) -> None:
+    partner = await make_agent("external")
+    known = await client.post(
+        f"{API}/customers",
+        headers=admin.headers,
+        json={"name": "Åse Kjærgård", "emails": ["aase@example.dk", "privat@example.dk"]},
+    )
+    assert known.status_code == 201, known.text
+    queue = await client.post(f"{API}/queues", headers=admin.headers, json={"name": "Partner"})
+    granted = await client.put(
+        f"{API}/queues/{queue.json()['id']}/grants/{partner.id}",
+        headers=admin.headers,
+        json={"customer_fields": "name_and_email"},
+    )
+    assert granted.status_code == 200, granted.text
+
+    async def open_ticket(email: str) -> dict[str, Any]:
+        created = await client.post(
+            f"{API}/tickets",
+            headers=partner.headers,
+            json={
+                "subject": "Opkald",
+                "queue_id": queue.json()["id"],
+                "customer": {"email": email, "name": "Som oplyst"},
+                "message": {"body_text": "Kunden ringede"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        ticket: dict[str, Any] = created.json()
+        return ticket
+
+    ticket = await open_ticket("privat@example.dk")
+    assert ticket["customer_id"] == known.json()["id"]
+    seen = await client.get(
+        f"{API}/tickets/{ticket['id']}",
+        headers=partner.headers,
+        params={"include": "customer,messages"},
+    )
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["included"]["customers"] == {}
+    [message] = seen.json()["included"]["messages"][str(ticket["id"])]
+    assert message["from_address"] is None
+    listed = await client.get(
+        f"{API}/tickets", headers=partner.headers, params={"include": "customer"}
+    )
+    assert "Åse" not in listed.text
+    assert "aase@example.dk" not in listed.text
+    staff = await client.get(
+        f"{API}/tickets/{ticket['id']}", headers=admin.headers, params={"include": "customer"}
+    )
+    assert staff.json()["included"]["customers"][str(known.json()["id"])]["name"] == "Åse Kjærgård"
+
+    new = await open_ticket("ny@example.dk")
+    shown = await client.get(
+        f"{API}/tickets/{new['id']}", headers=partner.headers, params={"include": "customer"}
+    )
+    customer = shown.json()["included"]["customers"][str(new["customer_id"])]
+    assert (customer["name"], customer["emails"]) == ("Som oplyst", ["ny@example.dk"])
