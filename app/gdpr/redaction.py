@@ -9,6 +9,7 @@ chance: strings and keys containing one of their identifiers (name, addresses, n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,3 +83,17 @@ def scrub(value: Any, needles: frozenset[str]) -> Any:
     if isinstance(value, str) and mentions(value, needles):
         return ERASED
     return value
+
+
+MASK = "*"
+"""What each character of a masked identifier becomes in free text."""
+
+
+def mask(text: str, needles: frozenset[str]) -> str:
+    """``text`` with every occurrence of a needle (any case) replaced by as many ``MASK``
+    characters: positions in the text (the privacy findings' offsets) stay valid."""
+    for needle in sorted(needles, key=len, reverse=True):
+        text = re.sub(
+            re.escape(needle), lambda found: MASK * len(found.group()), text, flags=re.IGNORECASE
+        )
+    return text

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     Text,
     and_,
+    bindparam,
     cast,
     delete,
     exists,
@@ -82,7 +83,13 @@ async def messages_by(
         mine.append(Message.author_customer_id == customer_id)
     if emails:
         mine.append(func.lower(Message.from_address).in_(emails))
-    return list(await session.scalars(select(Message).where(or_(*mine)).order_by(Message.id)))
+    statement = (
+        select(Message)
+        .where(or_(*mine))
+        .options(selectinload(Message.attachments), selectinload(Message.delivery))
+        .order_by(Message.created_at, Message.id)
+    )
+    return list(await session.scalars(statement))
 
 
 async def inbound_mails_of(
@@ -103,15 +110,38 @@ async def inbound_mails_of(
     return [(row.id, row.raw_sha256) for row in await session.execute(statement)]
 
 
-async def unlinked_inbound_mails(session: AsyncSession) -> list[tuple[int, str, bytes]]:
-    """Raw mails not parsed yet or unparseable (no ticket, no sender known), with content:
-    only their bytes can tell whose they are. Few: mail waits here seconds, or is quarantined."""
-    statement = (
-        select(InboundMail.id, InboundMail.raw_sha256, Blob.content)
-        .join(Blob, Blob.sha256 == InboundMail.raw_sha256)
-        .where(InboundMail.ticket_id.is_(None), InboundMail.sender.is_(None))
-    )
-    return [(row.id, row.raw_sha256, row.content) for row in await session.execute(statement)]
+_UNLINKED_BATCH = 50
+
+
+async def unlinked_inbound_mails_from(
+    session: AsyncSession, emails: Collection[str]
+) -> list[tuple[int, str]]:
+    """Raw mails not parsed yet or unparseable (no ticket, no sender known) whose bytes name
+    one of the addresses: their ids and blobs. Read ``_UNLINKED_BATCH`` at a time, so a full
+    quarantine is never held in memory at once."""
+    found: list[tuple[int, str]] = []
+    after = 0
+    while True:
+        statement = (
+            select(InboundMail.id, InboundMail.raw_sha256, Blob.content)
+            .join(Blob, Blob.sha256 == InboundMail.raw_sha256)
+            .where(
+                InboundMail.ticket_id.is_(None),
+                InboundMail.sender.is_(None),
+                InboundMail.id > after,
+            )
+            .order_by(InboundMail.id)
+            .limit(_UNLINKED_BATCH)
+        )
+        rows = (await session.execute(statement)).all()
+        found += [
+            (row.id, row.raw_sha256)
+            for row in rows
+            if any(email.encode() in row.content.lower() for email in emails)
+        ]
+        if len(rows) < _UNLINKED_BATCH:
+            return found
+        after = rows[-1].id
 
 
 async def attachment_blobs(session: AsyncSession, message_ids: Collection[int]) -> set[str]:
@@ -222,11 +252,23 @@ async def anonymise_customer(session: AsyncSession, customer_id: int) -> None:
             customer_number=None,
             attributes={},
             blocked=False,
+            erased_at=func.now(),
             version=Customer.version + 1,
             updated_at=func.now(),
         )
         .execution_options(synchronize_session=False)
     )
+
+
+async def erased_customers(session: AsyncSession, customer_ids: Collection[int]) -> set[int]:
+    """Those of the customers that are erased, their rows locked ``FOR SHARE``: an erasure in
+    progress holds them ``FOR UPDATE``, so this waits for it to end and sees its outcome."""
+    statement = (
+        select(Customer.id, Customer.erased_at)
+        .where(Customer.id.in_(customer_ids))
+        .with_for_update(read=True)
+    )
+    return {row.id for row in await session.execute(statement) if row.erased_at is not None}
 
 
 async def remove_addresses(session: AsyncSession, emails: list[str]) -> int:
@@ -254,6 +296,31 @@ def mentioning(column: InstrumentedAttribute[Any], needles: Collection[str]) -> 
     return or_(*(cast(column, Text).icontains(needle, autoescape=True) for needle in needles))
 
 
+_UPDATE_BATCH = 500
+
+
+async def update_rows(
+    session: AsyncSession,
+    key: InstrumentedAttribute[int],
+    column: InstrumentedAttribute[Any],
+    values: dict[int, Any],
+    *,
+    versioned: bool = False,
+) -> None:
+    """Set ``column`` to ``values[key]`` in each row, ``_UPDATE_BATCH`` rows per executemany;
+    ``versioned`` rows move their version (ETag) and ``updated_at``."""
+    entity = key.class_
+    table = entity.metadata.tables[entity.__tablename__]
+    changes: dict[str, Any] = {column.key: bindparam("new_value", type_=column.type)}
+    if versioned:
+        changes |= {"version": table.c.version + 1, "updated_at": func.now()}
+    # On the table, not the entity: a list of parameters then runs as one executemany.
+    statement = update(table).where(table.c[key.key] == bindparam("row_key")).values(changes)
+    rows = [{"row_key": row_key, "new_value": value} for row_key, value in values.items()]
+    for start in range(0, len(rows), _UPDATE_BATCH):
+        await session.execute(statement, rows[start : start + _UPDATE_BATCH])
+
+
 async def scrub_json(
     session: AsyncSession,
     key: InstrumentedAttribute[int],
@@ -263,14 +330,27 @@ async def scrub_json(
 ) -> list[int]:
     """Rewrite the JSON ``column`` with ``change`` in the rows ``where`` selects; their keys."""
     rows = (await session.execute(select(key, column).where(where))).all()
-    for row_key, value in rows:
-        await session.execute(
-            update(key.class_)
-            .where(key == row_key)
-            .values({column.key: change(value)})
-            .execution_options(synchronize_session=False)
-        )
+    await update_rows(session, key, column, {row_key: change(value) for row_key, value in rows})
     return [row_key for row_key, _ in rows]
+
+
+async def rewrite_text(
+    session: AsyncSession,
+    key: InstrumentedAttribute[int],
+    column: InstrumentedAttribute[Any],
+    change: Callable[[str], str],
+    where: ColumnElement[bool],
+    *,
+    versioned: bool = False,
+) -> list[int]:
+    """Rewrite the text ``column`` with ``change`` in the rows ``where`` selects; the keys of
+    the rows it changed."""
+    changed = {}
+    for row_key, value in (await session.execute(select(key, column).where(where))).all():
+        if (new := change(value)) != value:
+            changed[row_key] = new
+    await update_rows(session, key, column, changed, versioned=versioned)
+    return list(changed)
 
 
 def events_about(entities: dict[str, Collection[int]]) -> ColumnElement[bool]:
@@ -349,13 +429,24 @@ async def expired_summary(
     return int(row[0]), row[1]
 
 
+async def queue(session: AsyncSession, queue_id: int, *, lock: bool = False) -> Queue | None:
+    return await session.get(Queue, queue_id, with_for_update=lock, populate_existing=lock)
+
+
 async def claim_expired(
-    session: AsyncSession, queue_id: int, closed_before: datetime, erased: str, limit: int
+    session: AsyncSession,
+    queue_id: int,
+    closed_before: datetime,
+    erased: str,
+    limit: int,
+    *,
+    skip: Collection[int] = (),
 ) -> list[int]:
-    """Up to ``limit`` expired tickets, locked; those another pass holds are skipped."""
+    """Up to ``limit`` expired tickets but ``skip``, locked; those another pass holds are
+    skipped too."""
     statement = (
         select(Ticket.id)
-        .where(_expired(queue_id, closed_before, erased))
+        .where(_expired(queue_id, closed_before, erased), Ticket.id.not_in(skip))
         .order_by(Ticket.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -10,7 +10,14 @@ from app.api.deps import CurrentPrincipal, DbSession, get_sessionmaker
 from app.api.problems import responses
 from app.core.clock import utcnow
 from app.gdpr import retention, service
-from app.gdpr.schemas import ErasureRead, ErasureRequest, Reason, RetentionPreview
+from app.gdpr.schemas import (
+    ErasureRead,
+    ErasureRequest,
+    Reason,
+    RetentionConfirm,
+    RetentionPreview,
+    RetentionQueuePreview,
+)
 
 router = APIRouter(tags=["data subject rights"])
 
@@ -70,3 +77,18 @@ async def preview_retention(session: DbSession, principal: CurrentPrincipal) -> 
     """What the retention pass would do now (admin): per queue with `retention_months`, how
     many closed tickets are past it and the oldest. Nothing is changed."""
     return await retention.preview(session, principal, utcnow())
+
+
+@router.post(
+    "/retention/queues/{queue_id}/confirm",
+    response_model=RetentionQueuePreview,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def confirm_retention(
+    session: DbSession, principal: CurrentPrincipal, queue_id: int, body: RetentionConfirm
+) -> RetentionQueuePreview:
+    """Let the retention pass act on the queue (admin): the body restates the period and
+    action seen in the preview, and must still be the queue's (else 409: preview again).
+    Until confirmed, and again after any change of the policy, the pass leaves the queue
+    alone. Audited as `retention.confirmed`; answers the queue's preview."""
+    return await retention.confirm(session, principal, queue_id, body, utcnow())

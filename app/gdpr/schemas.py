@@ -40,6 +40,20 @@ class RetentionQueuePreview(BaseModel):
     closed_before: datetime = Field(description="Tickets closed before this are due.")
     tickets: int = Field(description="Tickets the next retention pass would handle.")
     oldest_closed_at: datetime | None
+    confirmed: bool = Field(
+        description="An admin confirmed this very policy after a preview "
+        "(`POST /retention/queues/{id}/confirm`): only then does the pass act on the queue."
+    )
+    confirmed_at: datetime | None = Field(description="When the policy was last confirmed.")
+
+
+class RetentionConfirm(BaseModel):
+    """The policy the admin saw in the preview; it must still be the queue's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_months: int = Field(ge=1, examples=[36])
+    retention_action: RetentionAction
 
 
 class RetentionPreview(BaseModel):

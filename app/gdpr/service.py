@@ -57,7 +57,7 @@ from app.events.models import Event
 from app.events.schemas import CustomerErased
 from app.followups.models import FollowUp
 from app.gdpr import repository
-from app.gdpr.redaction import ERASED, needles_of, scrub, strip_content
+from app.gdpr.redaction import ERASED, mask, needles_of, scrub, strip_content
 from app.incidents.models import TicketUpdateSchedule
 from app.ingest.models import InboundMail
 from app.jobs.models import BulkJob, BulkJobItem
@@ -66,7 +66,7 @@ from app.privacy import service as privacy
 from app.privacy.models import MessageFinding
 from app.routing.models import RoutingTrace
 from app.sla.models import TicketEscalation
-from app.tickets.models import Message, TicketLink
+from app.tickets.models import Message, Ticket, TicketLink
 from app.tickets.schemas import MessageRead, TicketRead
 from app.webhooks.models import WebhookDelivery
 
@@ -107,18 +107,26 @@ async def export_customer(
     data. The read is audited as ``customer.exported`` with the reason."""
     actor.require(AgentRole.supervisor)
     customer = await _customer(session, customer_id)
+    emails = [row.email.lower() for row in customer.emails]
     tickets = await repository.tickets_of(session, customer_id)
-    messages = await repository.messages_of(session, [t.id for t in tickets])
+    ticket_ids = [t.id for t in tickets]
+    # Exactly what an erasure would take as theirs.
+    messages = await repository.messages_by(session, ticket_ids, customer_id, emails)
+    inbound = await _inbound_mails(session, ticket_ids, [m.id for m in messages], emails)
     export = Export()
     export.documents["customer.json"] = CustomerRead.model_validate(customer).model_dump(
         mode="json"
     )
     by_ticket: dict[int, list[dict[str, Any]]] = {t.id: [] for t in tickets}
     for message in messages:
-        by_ticket[message.ticket_id].append(
-            MessageRead.model_validate(message).model_dump(mode="json")
-        )
+        document = MessageRead.model_validate(message).model_dump(mode="json")
+        if message.ticket_id in by_ticket:
+            by_ticket[message.ticket_id].append(document)
+        else:
+            # Written on someone else's ticket: only the message is theirs.
+            export.documents[f"messages/{message.id}.json"] = document
         export.files.extend(ExportedFile(_file_name(a), a.sha256) for a in message.attachments)
+    export.files.extend(ExportedFile(f"mail/{mail_id}.eml", sha) for mail_id, sha in inbound)
     for ticket in tickets:
         document = TicketRead.model_validate(ticket).model_dump(mode="json")
         document |= {"subject": ticket.subject, "messages": by_ticket[ticket.id]}
@@ -127,8 +135,9 @@ async def export_customer(
         session,
         {
             "customer": [customer_id],
-            "ticket": [t.id for t in tickets],
+            "ticket": ticket_ids,
             "message": [m.id for m in messages],
+            "inbound_mail": [mail_id for mail_id, _ in inbound],
         },
     )
     export.documents["audit.json"] = [
@@ -203,15 +212,7 @@ async def erase_content(
 ) -> list[audit.Redaction]:
     """Erase the scope's content everywhere (see the module's list); counts rows per table.
     Returns the audit redactions the caller records with its own audit event."""
-    inbound = await repository.inbound_mails_of(
-        session, scope.ticket_ids, scope.message_ids, scope.emails
-    )
-    if scope.emails:
-        inbound += [
-            (inbound_id, sha)
-            for inbound_id, sha, raw in await repository.unlinked_inbound_mails(session)
-            if any(email.encode() in raw.lower() for email in scope.emails)
-        ]
+    inbound = await _inbound_mails(session, scope.ticket_ids, scope.message_ids, scope.emails)
     inbound_ids = [inbound_id for inbound_id, _ in inbound]
     blobs = await repository.attachment_blobs(session, scope.message_ids)
     blobs |= {sha for _, sha in inbound}
@@ -263,6 +264,20 @@ async def erase_content(
     return redactions
 
 
+async def _inbound_mails(
+    session: AsyncSession,
+    ticket_ids: Collection[int],
+    message_ids: Collection[int],
+    emails: list[str],
+) -> list[tuple[int, str]]:
+    """Raw mails (ids and blobs) that became the tickets or messages or came from the
+    addresses, unparsed ones included."""
+    inbound = await repository.inbound_mails_of(session, ticket_ids, message_ids, emails)
+    if emails:
+        inbound += await repository.unlinked_inbound_mails_from(session, emails)
+    return inbound
+
+
 async def _audit_redactions(
     session: AsyncSession, about: dict[str, Collection[int]], needles: frozenset[str]
 ) -> list[audit.Redaction]:
@@ -306,6 +321,32 @@ async def _scrub_mentions(session: AsyncSession, scope: Scope, counts: Counter[s
     needles = scope.needles
     if scope.emails:
         counts["messages"] += await repository.remove_addresses(session, scope.emails)
+    # Free text of other people's messages and tickets: each occurrence is masked with as many
+    # characters, so the privacy findings' offsets into these texts stay right.
+    masked: set[int] = set()
+    for message_column in (Message.subject, Message.body_text, Message.body_html, Message.new_text):
+        masked.update(
+            await repository.rewrite_text(
+                session,
+                Message.id,
+                message_column,
+                lambda value: mask(value, needles),
+                repository.mentioning(message_column, needles),
+            )
+        )
+    counts["messages"] += len(masked)
+    counts["tickets"] += len(
+        await repository.rewrite_text(
+            session,
+            Ticket.id,
+            Ticket.subject,
+            lambda value: mask(value, needles),
+            and_(
+                Ticket.id.not_in(scope.ticket_ids), repository.mentioning(Ticket.subject, needles)
+            ),
+            versioned=True,
+        )
+    )
     for name, key, column in (
         ("outbound_mails", OutboundMail.id, OutboundMail.refused_recipients),
         ("routing_traces", RoutingTrace.id, RoutingTrace.facts),
@@ -371,7 +412,7 @@ async def erase_customer(
     counts["customer_emails"] = len(emails)
     counts["customer_external_ids"] = len(customer.external_ids)
     redactions = await erase_content(session, scope, counts)
-    counts["tickets"] = await repository.anonymise_tickets(session, ticket_ids, ERASED)
+    counts["tickets"] += await repository.anonymise_tickets(session, ticket_ids, ERASED)
     await repository.anonymise_customer(session, customer_id)
     counts["customers"] = 1
     erased = dict(sorted(counts.items()))
@@ -402,3 +443,10 @@ def _found_values(
         for finding in found.get(message.id, []):
             values.append((texts[finding.field] or "")[finding.start : finding.end])
     return values
+
+
+async def erased_customers(session: AsyncSession, customer_ids: Collection[int]) -> set[int]:
+    """Those of the customers that are erased. Waits for an erasure of one of them still
+    running (its row lock): mail in flight for a person being erased is then filed as from a
+    stranger, never into the emptied records."""
+    return await repository.erased_customers(session, customer_ids)

@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,6 +34,7 @@ from app.customers import service as customers
 from app.db.locks import lock_values
 from app.events import service as events
 from app.events.schemas import MailQuarantined
+from app.gdpr import service as subject_rights
 from app.ingest import repository
 from app.ingest.models import InboundMail, InboundStatus
 from app.ingest.parser import ParsedMail, UnparseableMail, parse_mail
@@ -52,7 +54,7 @@ from app.routing import service as routing
 from app.routing.facts import Trigger
 from app.routing.service import RoutingContext
 from app.tickets import service as tickets
-from app.tickets.models import CONVERSATION_KINDS, LinkKind, MailKind
+from app.tickets.models import CONVERSATION_KINDS, LinkKind, MailKind, ThreadMatch
 from app.tickets.schemas import MailMessage, ThreadCandidate
 
 log = get_logger(__name__)
@@ -317,13 +319,25 @@ async def process(session: AsyncSession, inbound_id: int, config: IngestConfig) 
         return Outcome(inbound.id, inbound.status, False, None)
 
     actor = _actor(inbound)
-    customer = await customers.resolve_customer(
+    resolve_sender = partial(
+        customers.resolve_customer,
         session,
         actor,
         customer_id=None,
         email=ctx.customer_address,
         name=mail.from_name if ctx.customer_address == mail.from_address else None,
     )
+    customer = await resolve_sender()
+    # An erasure of the sender or of the ticket's customer still running is waited for: the
+    # erased person's mail then opens a new ticket under a new customer (the erasure took
+    # their addresses), never one filed into the emptied records.
+    target_customer = [ctx.target.customer_id] if ctx.target is not None else []
+    erased = await subject_rights.erased_customers(session, [customer.id, *target_customer])
+    if ctx.target is not None and ctx.target.customer_id in erased:
+        ctx.target, ctx.threaded_by = None, ThreadMatch.new_ticket
+        ctx.threading_detail = "the ticket's customer was erased"
+    if customer.id in erased:
+        customer = await resolve_sender()
     message_data = _mail_message(mail, ctx)
     new_ticket = ctx.target is None
     routing_context = RoutingContext(

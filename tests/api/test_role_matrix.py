@@ -68,6 +68,12 @@ CASES = [
     Case("GET", "/customers/{customer}/export", "supervisor", params={"reason": "Indsigt"}),
     Case("POST", "/customers/{spare_customer}/erase", "admin", {"reason": "Anmodning"}),
     Case("GET", "/retention/preview", "admin"),
+    Case(
+        "POST",
+        "/retention/queues/{queue}/confirm",
+        "admin",
+        {"retention_months": 120, "retention_action": "anonymise"},
+    ),
     Case("GET", "/customers/by-external/crm/S-1", "agent"),
     Case("PUT", "/customers/by-external/crm/K-1", "agent", {"emails": ["ny.kunde@example.no"]}),
     Case(
@@ -271,7 +277,9 @@ async def _build_world(
             "smtp_port": 587,
         },
     )
-    queue = await post("/queues", {"name": "Support Norge", "mailbox_id": mailbox["id"]})
+    queue = await post(
+        "/queues", {"name": "Support Norge", "mailbox_id": mailbox["id"], "retention_months": 120}
+    )
     grant = await client.put(
         f"/api/v1/queues/{queue['id']}/grants/{partner_id}", headers=admin.headers
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.attachments.models import Attachment
@@ -25,8 +25,9 @@ from app.audit.models import AuditRedaction
 from app.customers.models import Customer
 from app.events.models import Event
 from app.ingest import service as ingest
+from app.ingest.models import InboundMail
 from app.outbound.models import OutboundMail
-from app.tickets.models import Message, Ticket
+from app.tickets.models import Channel, Message, MessageDirection, Ticket
 from app.webhooks.models import Webhook, WebhookDelivery
 from tests.conftest import Caller, MakeAgent
 from tests.helpers import audit_events, build_mail
@@ -43,6 +44,8 @@ CUSTOMER_NUMBER = "KN-55501"
 PDF = b"%PDF-1.4 loenseddel for birgitte.orsted@example.dk"
 NEEDLES = [NAME, EMAIL, OTHER_EMAIL, PHONE, CPR, CRM_ID, CUSTOMER_NUMBER]
 REASON = "Request by letter of 2026-11-20, case 4711"
+OTHER_SUBJECT = f"Anden kunde, henvist af {NAME}"
+OTHER_NOTE = f"Ole kender {NAME} (CPR {CPR}) fra sagen."
 
 
 @dataclass
@@ -156,7 +159,7 @@ async def build_world(
         agent,
         "/tickets",
         {
-            "subject": "Anden kunde",
+            "subject": OTHER_SUBJECT,
             "customer": {"email": "ole@example.no", "name": "Ole Nordmann"},
             "message": {"body_text": "Hei, Ole her."},
         },
@@ -167,6 +170,20 @@ async def build_world(
         f"/tickets/{other['id']}/messages",
         {"body_text": "Svar til Ole", "cc": [EMAIL]},
     )
+    # Someone else's records that name the person: an agent's note, and a mail the person
+    # sent into that ticket from their address.
+    await _post(client, agent, f"/tickets/{other['id']}/messages", {"body_text": OTHER_NOTE})
+    session.add(
+        Message(
+            ticket_id=other["id"],
+            direction=MessageDirection.inbound,
+            is_public=True,
+            channel=Channel.email,
+            from_address=OTHER_EMAIL,
+            body_text="Jeg er vidne i Oles sag.",
+        )
+    )
+    await session.flush()
     webhook = Webhook(url="https://hooks.example.test/in", event_types=["*"], secret_encrypted="x")
     session.add(webhook)
     await session.flush()
@@ -267,9 +284,9 @@ async def test_erasure_leaves_no_trace_in_any_column_of_any_table(
     assert response.status_code == 200, response.text
     erased = response.json()["erased"]
     assert erased["customers"] == 1
-    assert erased["tickets"] == 2
+    assert erased["tickets"] == 3, "their 2 anonymised, another's subject masked"
     assert erased["customer_emails"] == 2
-    assert erased["messages"] >= 4, "3 of theirs deleted, one copy on another ticket changed"
+    assert erased["messages"] >= 6, "4 of theirs deleted, a copy and a note elsewhere changed"
     assert erased["attachments"] == 1
     assert erased["inbound_mails"] == 2
     assert erased["audit_events"] > 0
@@ -295,7 +312,9 @@ async def test_erasure_leaves_no_trace_in_any_column_of_any_table(
     assert customer is not None
     assert customer.name is None
 
-    # Everyone else is untouched, but for the person's address among the recipients.
+    # Everyone else is untouched, but for the person's address among the recipients, their
+    # mail into another's ticket, and their name and numbers masked where others wrote them
+    # (as many characters: the findings' offsets into the text stay right).
     other_after = await client.get(
         f"{API}/customers/{world.other_customer_id}", headers=admin.headers
     )
@@ -304,9 +323,18 @@ async def test_erasure_leaves_no_trace_in_any_column_of_any_table(
         f"{API}/tickets/{world.other_ticket_id}/messages", headers=admin.headers
     )
     old, new = other_messages_before.json()["items"], messages_after.json()["items"]
-    assert [m["body_text"] for m in new] == [m["body_text"] for m in old]
+    assert [m["body_text"] for m in old[:2]] == [m["body_text"] for m in new[:2]]
     assert old[1]["cc"] == [EMAIL]
     assert new[1]["cc"] == []
+    assert len(old) == 4
+    assert len(new) == 3, "the mail from their address went"
+    masked = OTHER_NOTE.replace(NAME, "*" * len(NAME)).replace(CPR, "*" * len(CPR))
+    note = await session.scalar(select(Message.body_text).where(Message.id == new[2]["id"]))
+    assert note == masked
+    other_ticket = await session.get(Ticket, world.other_ticket_id)
+    assert other_ticket is not None
+    await session.refresh(other_ticket)
+    assert other_ticket.subject == OTHER_SUBJECT.replace(NAME, "*" * len(NAME))
 
     # The audit log and the event feed say what happened, without personal data.
     [event] = await audit_events(
@@ -381,12 +409,32 @@ async def test_the_export_holds_everything_about_the_person_unmasked(
         select(Attachment).join(Message).where(Message.ticket_id == world.mail_ticket_id)
     )
     assert attachment is not None
+    elsewhere = await session.scalar(
+        select(Message.id).where(
+            Message.ticket_id == world.other_ticket_id, Message.from_address == OTHER_EMAIL
+        )
+    )
+    raw = (
+        await session.scalars(
+            select(InboundMail.id).where(
+                or_(InboundMail.ticket_id == world.mail_ticket_id, InboundMail.ticket_id.is_(None))
+            )
+        )
+    ).all()
+    assert len(raw) == 2, "the mail that opened the ticket, and one not processed yet"
+    # What an erasure takes as theirs is all in it: their mail on another's ticket, raw mail.
     assert names == {
         "customer.json",
         "audit.json",
         f"attachments/{attachment.id}-lønseddel.pdf",
+        f"messages/{elsewhere}.json",
+        *(f"mail/{mail_id}.eml" for mail_id in raw),
         *(f"tickets/{t.number}.json" for t in tickets),
     }
+    assert json.loads(archive.read(f"messages/{elsewhere}.json"))["body_text"] == (
+        "Jeg er vidne i Oles sag."
+    )
+    assert CPR.encode() in archive.read(f"mail/{min(raw)}.eml")
     customer = json.loads(archive.read("customer.json"))
     assert (customer["name"], customer["emails"], customer["phone"]) == (
         NAME,
@@ -409,7 +457,7 @@ async def test_the_export_holds_everything_about_the_person_unmasked(
     assert ("ticket.created", "ticket", str(world.mail_ticket_id)) in about
     assert ("ticket.created", "ticket", str(world.api_ticket_id)) in about
     assert any(action == "message.created" for action, _, _ in about)
-    assert "Ole" not in response.content.decode("latin-1"), "nothing of another customer"
+    assert "Ole Nordmann" not in response.content.decode("latin-1"), "nothing of another"
 
     [read] = await audit_events(
         client,
@@ -430,3 +478,36 @@ async def test_the_export_holds_everything_about_the_person_unmasked(
         f"{API}/customers/{world.customer_id}/export", headers=supervisor.headers
     )
     assert no_reason.status_code == 422
+
+
+async def test_erasing_a_person_named_in_another_s_ticket_then_that_other(
+    client: httpx.AsyncClient, session: AsyncSession, admin: Caller
+) -> None:
+    """B's ticket names A: A's erasure redacts the audit events about it, B's redacts them
+    again (an event is redacted as often as people mentioned in it are erased)."""
+    first = await _post(client, admin, "/customers", {"name": NAME, "emails": [EMAIL]})
+    ticket = await _post(
+        client,
+        admin,
+        "/tickets",
+        {
+            "subject": f"Klage over {NAME}",
+            "customer": {"email": "ole@example.no", "name": "Ole Nordmann"},
+            "message": {"body_text": "Ole skriver."},
+            "tags": ["klage"],
+        },
+    )
+    for customer_id in (first["id"], ticket["customer_id"]):
+        response = await client.post(
+            f"{API}/customers/{customer_id}/erase", headers=admin.headers, json={"reason": REASON}
+        )
+        assert response.status_code == 200, response.text
+
+    twice = await session.scalar(
+        select(AuditRedaction.event_id)
+        .group_by(AuditRedaction.event_id)
+        .having(func.count() > 1)
+        .limit(1)
+    )
+    assert twice is not None
+    assert await traces(session, [NAME, "Ole Nordmann", "ole@example.no"]) == set()
