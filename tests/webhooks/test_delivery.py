@@ -21,7 +21,7 @@ from app.core.errors import Conflict
 from app.events.models import Event
 from app.webhooks import sending, service, targets
 from app.webhooks.models import Webhook, WebhookDelivery, WebhookDeliveryStatus
-from app.webhooks.schemas import WebhookCreate
+from app.webhooks.schemas import WebhookCreate, WebhookUpdate
 from app.webhooks.service import WebhookConfig
 from app.webhooks.targets import TargetPolicy
 from app.webhooks.worker import WebhookWorker
@@ -346,3 +346,24 @@ async def test_a_second_rotation_waits_for_the_overlap_to_end(hooks: Hooks) -> N
     assert Verifier(third).sign(message_id, hooks.clock.now, body) in signatures
     assert Verifier(first).sign(message_id, hooks.clock.now, body) not in signatures
     assert len(signatures) == 2  # the third and the second, in its overlap
+
+
+async def test_switching_a_webhook_on_again_retries_its_pending_delivery_at_once(
+    hooks: Hooks,
+) -> None:
+    webhook, _ = await hooks.subscribe()
+    await hooks.event()
+    hooks.receiver.answers = [500]
+    await hooks.worker.deliver_due()
+    hooks.clock.advance(minutes=1, seconds=-1)  # the retry is due in a minute
+    for active in (False, True):
+        changes = WebhookUpdate(active=active)
+        await service.update_webhook(
+            hooks.session, ADMIN, webhook.id, changes, None, hooks.config, now=hooks.clock.now
+        )
+
+    assert await hooks.worker.deliver_due() == 1
+
+    [delivery] = await hooks.deliveries(webhook.id)
+    assert delivery.status is WebhookDeliveryStatus.delivered
+    assert delivery.attempts == 2
