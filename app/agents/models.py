@@ -39,3 +39,5 @@ class Agent(IdMixin, TimestampMixin, VersionedMixin, Base):
     languages: Mapped[list[str]] = mapped_column(ARRAY(String(16)), server_default=text("'{}'"))
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     available: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # Besides the roles TICKETRY_REQUIRE_2FA_ROLES names: set per agent by an admin.
+    require_2fa: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))

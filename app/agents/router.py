@@ -5,9 +5,10 @@ from fastapi import APIRouter, Request, Response, status
 from app.agents import service
 from app.agents.models import AgentRole
 from app.agents.schemas import AgentCreate, AgentRead, AgentSelfUpdate, AgentUpdate
-from app.api.deps import CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
+from app.api.deps import AppSettings, CurrentPrincipal, Cursor, DbSession, IfMatch, PageLimit
 from app.api.etag import created_with_etag, read_with_etag
 from app.api.problems import responses
+from app.core.clock import utcnow
 from app.core.pagination import Page
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -37,13 +38,16 @@ async def list_agents(
 )
 async def create_agent(
     session: DbSession,
+    settings: AppSettings,
     principal: CurrentPrincipal,
     body: AgentCreate,
     request: Request,
     response: Response,
 ) -> AgentRead:
     """Create an agent (admin)."""
-    agent = await service.create_agent(session, principal, body)
+    agent = await service.create_agent(
+        session, principal, body, password_min_length=settings.password_min_length
+    )
     return created_with_etag(request, response, AgentRead, agent)
 
 
@@ -54,16 +58,27 @@ async def get_me(session: DbSession, principal: CurrentPrincipal, response: Resp
     return read_with_etag(response, AgentRead, agent)
 
 
-@router.patch("/me", response_model=AgentRead, responses=responses(401, 404, 412, 422))
+@router.patch("/me", response_model=AgentRead, responses=responses(401, 403, 404, 412, 422))
 async def update_me(
     session: DbSession,
+    settings: AppSettings,
     principal: CurrentPrincipal,
     body: AgentSelfUpdate,
     if_match: IfMatch,
     response: Response,
 ) -> AgentRead:
-    """Change your own name, languages, password, or set yourself available/away."""
-    agent = await service.update_self(session, principal, body, if_match)
+    """Change your own name, languages, password, or set yourself available/away. A new
+    password needs `current_password`, and `code` when your two-factor login is on; your other
+    login sessions end."""
+    agent = await service.update_self(
+        session,
+        principal,
+        body,
+        if_match,
+        password_min_length=settings.password_min_length,
+        secret_key=settings.resolved_secret_key(),
+        now=utcnow(),
+    )
     return read_with_etag(response, AgentRead, agent)
 
 
@@ -78,12 +93,22 @@ async def get_agent(
 @router.patch("/{agent_id}", response_model=AgentRead, responses=responses(401, 403, 404, 412, 422))
 async def update_agent(
     session: DbSession,
+    settings: AppSettings,
     principal: CurrentPrincipal,
     agent_id: int,
     body: AgentUpdate,
     if_match: IfMatch,
     response: Response,
 ) -> AgentRead:
-    """Change an agent (admin); deactivate with `active: false`."""
-    agent = await service.update_agent(session, principal, agent_id, body, if_match)
+    """Change an agent (admin); deactivate with `active: false`, reset a password (ends their
+    login sessions), or require two-factor login with `require_2fa: true`."""
+    agent = await service.update_agent(
+        session,
+        principal,
+        agent_id,
+        body,
+        if_match,
+        password_min_length=settings.password_min_length,
+        now=utcnow(),
+    )
     return read_with_etag(response, AgentRead, agent)

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.agents.models import AgentRole
+from app.auth.schemas import TotpCode
 from app.core.types import EmailAddress, reject_null
 
 SkillLevel = Annotated[int, Field(ge=1, le=5)]
@@ -45,10 +46,25 @@ class AgentUpdate(BaseModel):
     languages: list[LanguageTag] | None = None
     active: bool | None = None
     available: bool | None = None
-    password: Password | None = None
+    password: Password | None = Field(
+        default=None, description="Set another agent's password; your own is changed at /me."
+    )
+    require_2fa: bool | None = Field(
+        default=None,
+        description="Require two-factor login of this agent, whatever its role: an agent not "
+        "enrolled yet loses its login sessions and its next login is good only for enrolling.",
+    )
 
     _not_null = field_validator(
-        "name", "role", "skills", "capacity", "languages", "active", "available", "password"
+        "name",
+        "role",
+        "skills",
+        "capacity",
+        "languages",
+        "active",
+        "available",
+        "password",
+        "require_2fa",
     )(reject_null)
 
 
@@ -60,9 +76,24 @@ class AgentSelfUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     languages: list[LanguageTag] | None = None
     available: bool | None = Field(default=None, description="Away agents get no new tickets.")
-    password: Password | None = None
+    password: Password | None = Field(
+        default=None, description="A new password: needs `current_password` (and `code`)."
+    )
+    current_password: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Your password now; needed to set a new one, so a stolen session alone "
+        "cannot take the account over.",
+    )
+    code: TotpCode | None = Field(
+        default=None,
+        description="A current code of your authenticator app, needed with a new password when "
+        "your two-factor login is on.",
+    )
 
-    _not_null = field_validator("name", "languages", "available", "password")(reject_null)
+    _not_null = field_validator(
+        "name", "languages", "available", "password", "current_password", "code"
+    )(reject_null)
 
 
 class AgentPublicRead(BaseModel):
@@ -87,6 +118,7 @@ class AgentRead(BaseModel):
     languages: list[str]
     active: bool
     available: bool
+    require_2fa: bool = Field(description="Two-factor login required of this agent by an admin.")
     created_at: datetime
     updated_at: datetime
     version: int

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +13,7 @@ from app.audit import service as audit
 from app.auth import service as auth
 from app.auth.passwords import check_password
 from app.auth.schemas import Principal
-from app.core.errors import Conflict, NotFound, check_version
+from app.core.errors import Conflict, Forbidden, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.core.security import hash_password
 
@@ -62,12 +63,14 @@ async def list_agents(
     return next_cursor(rows, key, limit)
 
 
-async def create_agent(session: AsyncSession, actor: Principal, data: AgentCreate) -> Agent:
+async def create_agent(
+    session: AsyncSession, actor: Principal, data: AgentCreate, *, password_min_length: int
+) -> Agent:
     actor.require(AgentRole.admin)
     if await repository.get_by_email(session, data.email) is not None:
         raise Conflict(f"An agent with the email {data.email} exists already.")
     if data.password:
-        check_password(data.password, email=data.email)
+        check_password(data.password, email=data.email, min_length=password_min_length)
     agent = Agent(
         email=data.email,
         name=data.name,
@@ -93,13 +96,18 @@ async def _apply(
     agent: Agent,
     changes: AgentUpdate | AgentSelfUpdate,
     expected_version: int | None,
+    *,
+    password_min_length: int,
+    now: datetime,
 ) -> Agent:
     check_version(agent.version, expected_version)
     before = _snapshot(agent)
-    values = changes.model_dump(exclude_unset=True)
+    # The proof of a self-service password change is checked before, never stored.
+    values = changes.model_dump(exclude_unset=True, exclude={"current_password", "code"})
     password = values.pop("password", None)
     if password:
-        check_password(password, email=agent.email)
+        check_password(password, email=agent.email, min_length=password_min_length)
+    newly_requires_2fa = values.get("require_2fa") is True and not agent.require_2fa
     for field, value in values.items():
         setattr(agent, field, value)
     if password:
@@ -111,6 +119,8 @@ async def _apply(
     if password:
         await audit.record(session, actor, "agent.password_changed", ENTITY, agent.id)
         await auth.end_login_sessions(session, actor, agent.id)
+    if newly_requires_2fa:
+        await auth.two_factor_now_required(session, actor, agent.id, now)
     return agent
 
 
@@ -120,13 +130,28 @@ async def update_agent(
     agent_id: int,
     changes: AgentUpdate,
     expected_version: int | None,
+    *,
+    password_min_length: int,
+    now: datetime,
 ) -> Agent:
+    """An admin's change; setting another agent's password needs no proof (an admin's reset,
+    audited), but an admin's own password takes the proof at ``update_self`` like anyone's."""
     actor.require(AgentRole.admin)
+    if changes.password is not None and agent_id == actor.agent_id:
+        raise Forbidden("Change your own password at PATCH /agents/me, with your current password.")
     agent = await get_agent(session, actor, agent_id)
     demoted = changes.role not in (None, AgentRole.admin) or changes.active is False
     if agent.role is AgentRole.admin and agent.active and demoted:
         await _keep_an_admin(session, agent.id)
-    return await _apply(session, actor, agent, changes, expected_version)
+    return await _apply(
+        session,
+        actor,
+        agent,
+        changes,
+        expected_version,
+        password_min_length=password_min_length,
+        now=now,
+    )
 
 
 async def _keep_an_admin(session: AsyncSession, leaving_id: int) -> None:
@@ -148,6 +173,27 @@ async def update_self(
     actor: Principal,
     changes: AgentSelfUpdate,
     expected_version: int | None,
+    *,
+    password_min_length: int,
+    secret_key: str,
+    now: datetime,
 ) -> Agent:
     agent = await get_self(session, actor)
-    return await _apply(session, actor, agent, changes, expected_version)
+    if changes.password is not None:
+        await auth.prove_own_credentials(
+            session,
+            agent,
+            changes.current_password,
+            changes.code,
+            secret_key=secret_key,
+            now=now,
+        )
+    return await _apply(
+        session,
+        actor,
+        agent,
+        changes,
+        expected_version,
+        password_min_length=password_min_length,
+        now=now,
+    )

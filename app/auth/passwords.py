@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from app.core.config import get_settings
 from app.core.errors import Invalid
 
 # Among the most used passwords of 12 characters or more in public breach lists; a short list is
@@ -42,11 +41,9 @@ COMMON_PASSWORDS = frozenset(
 )
 
 
-def check_password(password: str, *, email: str, min_length: int | None = None) -> None:
-    """Raise ``Invalid`` (422) naming the rule ``password`` breaks, if any; the minimum length
-    is ``TICKETRY_PASSWORD_MIN_LENGTH`` unless given."""
-    if min_length is None:
-        min_length = get_settings().password_min_length
+def check_password(password: str, *, email: str, min_length: int) -> None:
+    """Raise ``Invalid`` (422) naming the rule ``password`` breaks, if any; ``min_length`` is
+    the running app's ``TICKETRY_PASSWORD_MIN_LENGTH``."""
     if len(password) < min_length:
         raise Invalid(
             f"The password is too short: use at least {min_length} characters.",

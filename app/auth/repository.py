@@ -77,8 +77,16 @@ async def delete_two_factor(session: AsyncSession, agent_id: int) -> bool:
     return result.first() is not None
 
 
-async def locked_until(session: AsyncSession, email: str) -> datetime | None:
-    return await session.scalar(select(LoginLock.locked_until).where(LoginLock.email == email))
+async def lock_login_row(session: AsyncSession, email: str, now: datetime) -> datetime | None:
+    """Take the address's row (made if missing) for this transaction and give its lock end:
+    parallel attempts on one address then check and count one after another, so a burst of
+    guesses cannot all pass the check before any failure is counted."""
+    new_row = insert(LoginLock).values(email=email, failures=0, updated_at=now)
+    # A no-op update: ON CONFLICT DO UPDATE locks the existing row, DO NOTHING would not.
+    statement = new_row.on_conflict_do_update(
+        index_elements=[LoginLock.email], set_={"email": new_row.excluded.email}
+    ).returning(LoginLock.locked_until)
+    return (await session.execute(statement)).scalar_one()
 
 
 async def add_login_failure(session: AsyncSession, email: str, now: datetime) -> int:

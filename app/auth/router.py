@@ -240,7 +240,11 @@ async def create_token(
 ) -> TokenCreated:
     """Create a personal API token; the token is in the response only this once."""
     return await service.create_token(
-        session, principal, body, default_lifetime=timedelta(days=settings.token_default_days)
+        session,
+        principal,
+        body,
+        default_lifetime=timedelta(days=settings.token_default_days),
+        now=utcnow(),
     )
 
 

@@ -107,6 +107,7 @@ async def _issue(
     name: str,
     scopes: list[Scope],
     lifetime: timedelta,
+    now: datetime,
 ) -> TokenCreated:
     token = new_api_token()
     api_token = ApiToken(
@@ -115,7 +116,7 @@ async def _issue(
         prefix=token_display_prefix(token),
         token_hash=hash_api_token(token),
         scopes=sorted({s.value for s in scopes}),
-        expires_at=utcnow() + lifetime,
+        expires_at=now + lifetime,
     )
     session.add(api_token)
     await session.flush()
@@ -172,7 +173,9 @@ def _login_actor(agent: Agent | None, source_ip: str | None, request_id: str | N
 
 
 async def _refuse_if_locked(session: AsyncSession, email: str, now: datetime) -> None:
-    until = await repository.locked_until(session, email)
+    """Refuse a locked address, holding its row until the attempt commits (see
+    ``repository.lock_login_row``)."""
+    until = await repository.lock_login_row(session, email, now)
     if until is not None and until > now:
         seconds = max(math.ceil((until - now).total_seconds()), 1)
         raise AccountLocked(
@@ -236,16 +239,16 @@ async def login(
     if two_factor is not None and two_factor.confirmed_at is not None:
         # The failure count stays: a password alone must not reset the guessing of codes.
         challenge = await _issue(
-            session, actor, agent, CHALLENGE_TOKEN_NAME, [], CHALLENGE_LIFETIME
+            session, actor, agent, CHALLENGE_TOKEN_NAME, [], CHALLENGE_LIFETIME, now
         )
         return LoginChallenge(challenge=challenge.token, expires_at=challenge.expires_at or now)
     await repository.clear_login_failures(session, email)
     scopes = (
         [Scope.two_factor_enrolment]
-        if agent.role.value in policy.require_2fa_roles
+        if _two_factor_required(agent, policy.require_2fa_roles)
         else [Scope.read, Scope.write]
     )
-    return await _issue(session, actor, agent, LOGIN_TOKEN_NAME, scopes, policy.lifetime)
+    return await _issue(session, actor, agent, LOGIN_TOKEN_NAME, scopes, policy.lifetime, now)
 
 
 async def login_second_factor(
@@ -263,6 +266,7 @@ async def login_second_factor(
     if found is None or found[0].name != CHALLENGE_TOKEN_NAME or not _live(found[0], now):
         raise Unauthorized("The challenge is unknown or has expired: log in again.")
     challenge, agent = found
+    # The address's row first, then the codes' row: the order every login takes them in.
     await _refuse_if_locked(session, agent.email, now)
     two_factor = await repository.get_two_factor(session, agent.id, for_update=True)
     if two_factor is None or two_factor.confirmed_at is None or not agent.active:
@@ -278,8 +282,12 @@ async def login_second_factor(
     if data.recovery_code is not None:
         await audit.record(session, actor, "agent.recovery_code_used", "agent", agent.id)
     return await _issue(
-        session, actor, agent, LOGIN_TOKEN_NAME, [Scope.read, Scope.write], policy.lifetime
+        session, actor, agent, LOGIN_TOKEN_NAME, [Scope.read, Scope.write], policy.lifetime, now
     )
+
+
+def _two_factor_required(agent: Agent, require_2fa_roles: frozenset[str]) -> bool:
+    return agent.require_2fa or agent.role.value in require_2fa_roles
 
 
 def _live(api_token: ApiToken, now: datetime) -> bool:
@@ -325,12 +333,13 @@ def _own_agent_id(actor: Principal) -> int:
 async def two_factor_status(
     session: AsyncSession, actor: Principal, *, require_2fa_roles: frozenset[str]
 ) -> TwoFactorStatus:
-    two_factor = await repository.get_two_factor(session, _own_agent_id(actor))
+    agent = await agents.get_self(session, actor)
+    two_factor = await repository.get_two_factor(session, agent.id)
     enabled = two_factor is not None and two_factor.confirmed_at is not None
     return TwoFactorStatus(
         enabled=enabled,
         pending=two_factor is not None and not enabled,
-        required=actor.role.value in require_2fa_roles,
+        required=_two_factor_required(agent, require_2fa_roles),
         recovery_codes_left=len(two_factor.recovery_code_hashes) if two_factor else 0,
     )
 
@@ -429,6 +438,47 @@ async def reset_two_factor(session: AsyncSession, actor: Principal, agent_id: in
         await audit.record(session, actor, "agent.two_factor_reset", "agent", agent_id)
 
 
+async def two_factor_now_required(
+    session: AsyncSession, actor: Principal, agent_id: int, now: datetime
+) -> None:
+    """An admin has just required two-factor login of the agent. Not enrolled yet, they lose
+    their login sessions, so that the next login is one good only for enrolling; their personal
+    API tokens stay, being scoped, listed and revocable by admins one by one."""
+    two_factor = await repository.get_two_factor(session, agent_id)
+    if two_factor is None or two_factor.confirmed_at is None:
+        await repository.revoke_tokens(session, agent_id, LOGIN_TOKEN_NAME, now, keep=None)
+    await audit.record(session, actor, "agent.two_factor_required", "agent", agent_id)
+
+
+async def prove_own_credentials(
+    session: AsyncSession,
+    agent: Agent,
+    current_password: str | None,
+    code: str | None,
+    *,
+    secret_key: str,
+    now: datetime,
+) -> None:
+    """Proof that the agent, not merely a session of theirs, changes their password: the
+    password now, and a current code when their two-factor login is on."""
+    if agent.password_hash is None:
+        raise Forbidden("You have no password yet: an admin sets the first one.")
+    if current_password is None:
+        raise Invalid("A new password needs your current one.", field="body.current_password")
+    if not await asyncio.to_thread(verify_password, current_password, agent.password_hash):
+        raise Forbidden("The current password is wrong.")
+    two_factor = await repository.get_two_factor(session, agent.id, for_update=True)
+    if two_factor is None or two_factor.confirmed_at is None:
+        return
+    if code is None:
+        raise Invalid(
+            "Your two-factor login is on: a new password needs a current code too.",
+            field="body.code",
+        )
+    if not _spend_code(two_factor, code, secret_key, now):
+        raise Forbidden("The code is wrong: a new password needs a current one.")
+
+
 async def unlock(session: AsyncSession, actor: Principal, agent_id: int) -> None:
     actor.require(AgentRole.admin)
     agent = await agents.get_agent(session, actor, agent_id)
@@ -450,7 +500,12 @@ async def revoke_agent_tokens(session: AsyncSession, actor: Principal, agent_id:
 
 
 async def create_token(
-    session: AsyncSession, actor: Principal, data: TokenCreate, *, default_lifetime: timedelta
+    session: AsyncSession,
+    actor: Principal,
+    data: TokenCreate,
+    *,
+    default_lifetime: timedelta,
+    now: datetime,
 ) -> TokenCreated:
     owner_id = data.agent_id if data.agent_id is not None else actor.agent_id
     if owner_id is None:
@@ -461,7 +516,7 @@ async def create_token(
         raise Forbidden("A token cannot have scopes that the token creating it lacks.")
     owner = await agents.get_agent(session, actor, owner_id)
     lifetime = timedelta(days=data.expires_in_days) if data.expires_in_days else default_lifetime
-    return await _issue(session, actor, owner, data.name, data.scopes, lifetime)
+    return await _issue(session, actor, owner, data.name, data.scopes, lifetime, now)
 
 
 async def list_tokens(

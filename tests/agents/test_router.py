@@ -108,7 +108,7 @@ async def test_changing_the_password_ends_other_login_sessions(
     changed = await client.patch(
         "/api/v1/agents/me",
         headers={"Authorization": f"Bearer {laptop}"},
-        json={"password": "a brand new passphrase"},
+        json={"password": "a brand new passphrase", "current_password": TEST_PASSWORD},
     )
     assert changed.status_code == 200, changed.text
     me = "/api/v1/agents/me"

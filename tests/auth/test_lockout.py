@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.api.deps import get_sessionmaker
 from app.auth import service
+from app.auth.models import LoginLock
 from app.auth.schemas import TokenCreated
 from app.core.clock import utcnow
 from tests.api.test_rate_limits import MOMENT, counted_at
@@ -49,6 +54,29 @@ async def test_five_failures_lock_the_account_and_an_admin_unlocks_it(
     login = await client.post(LOGIN, json={**wrong, "password": TEST_PASSWORD})
     assert login.status_code == 201, login.text
     assert "agent.unlocked" in await audit_actions(session, agent.id)
+
+
+async def test_parallel_guesses_are_counted_one_by_one_and_refused_once_locked(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    """Each attempt on its own connection, committed, as on replicas: a burst must not pass the
+    lock check before any of its failures is counted."""
+    # An unknown address: the failures count the same, and leave no agent or audit rows behind.
+    email = f"burst-{uuid.uuid4().hex[:8]}@example.test"
+    app.dependency_overrides[get_sessionmaker] = lambda: async_sessionmaker(
+        engine, expire_on_commit=False
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        with changed_settings(app, auth_rate_limit_per_minute=0):
+            async with httpx.AsyncClient(transport=transport, base_url="http://t.test") as client:
+                guess = {"email": email, "password": "not the password at all"}
+                answers = await asyncio.gather(*(client.post(LOGIN, json=guess) for _ in range(10)))
+    finally:
+        app.dependency_overrides.pop(get_sessionmaker, None)
+        async with engine.begin() as connection:
+            await connection.execute(delete(LoginLock).where(LoginLock.email == email))
+    assert sorted(a.status_code for a in answers) == [401] * 5 + [429] * 5
 
 
 async def test_a_lock_ends_after_its_minutes_and_a_success_resets_the_count(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.auth.passwords import check_password
 from app.core.errors import Invalid
-from tests.conftest import Caller, MakeAgent
+from tests.auth.helpers import changed_settings
+from tests.conftest import TEST_PASSWORD, Caller, MakeAgent
 
 
 @pytest.mark.parametrize(
@@ -45,7 +47,9 @@ async def test_passwords_are_checked_when_agents_are_created_or_changed(
 
     agent = await make_agent("agent")
     common = await client.patch(
-        "/api/v1/agents/me", headers=agent.headers, json={"password": "qwerty123456"}
+        "/api/v1/agents/me",
+        headers=agent.headers,
+        json={"password": "qwerty123456", "current_password": TEST_PASSWORD},
     )
     assert common.status_code == 422
     assert common.json()["rule"] == "common"
@@ -54,6 +58,22 @@ async def test_passwords_are_checked_when_agents_are_created_or_changed(
     )
     assert by_admin.status_code == 422
     fine = await client.patch(
-        "/api/v1/agents/me", headers=agent.headers, json={"password": "tre små grise i skoven"}
+        "/api/v1/agents/me",
+        headers=agent.headers,
+        json={"password": "tre små grise i skoven", "current_password": TEST_PASSWORD},
     )
     assert fine.status_code == 200, fine.text
+
+
+async def test_the_apps_own_minimum_length_applies(
+    client: httpx.AsyncClient, app: FastAPI, admin: Caller
+) -> None:
+    new_agent = {"email": "sara@example.test", "name": "Sara", "password": "fjord kaffe ved"}
+    with changed_settings(app, password_min_length=20):
+        short = await client.post("/api/v1/agents", headers=admin.headers, json=new_agent)
+        assert short.status_code == 422
+        assert short.json()["rule"] == "min_length"
+        longer = {**new_agent, "password": "fjord kaffe ved vinduet"}
+        assert (
+            await client.post("/api/v1/agents", headers=admin.headers, json=longer)
+        ).status_code == 201

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.clock import utcnow
 from tests.auth.helpers import audit_actions, bearer
 from tests.conftest import TEST_PASSWORD, Caller, MakeAgent
+
+
+async def test_tokens_expire_from_the_moment_given_not_the_wall_clock(
+    client: httpx.AsyncClient, make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = await make_agent("agent")
+    moment = utcnow().replace(microsecond=0) + timedelta(days=3)
+    monkeypatch.setattr("app.auth.router.utcnow", lambda: moment)
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": agent.email, "password": TEST_PASSWORD}
+    )
+    expires_at = datetime.fromisoformat(login.json()["expires_at"])
+    assert expires_at == moment + timedelta(hours=12)
+    made = await client.post(
+        "/api/v1/auth/tokens",
+        headers=agent.headers,
+        json={"name": "script", "scopes": ["read"], "expires_in_days": 1},
+    )
+    assert datetime.fromisoformat(made.json()["expires_at"]) == moment + timedelta(days=1)
 
 
 async def test_log_out_everywhere(client: httpx.AsyncClient, make_agent: MakeAgent) -> None:
