@@ -109,6 +109,9 @@ scheduler_app = _command_group(
     "The scheduler's passes (SLA targets, time-based rules, follow-ups, proactive updates).",
 )
 audit_app = _command_group("audit", "Check that the audit trail is intact.")
+retention_app = _command_group(
+    "retention", "Retention per queue: what the pass would anonymise or delete, before it may."
+)
 
 
 # --- settings, logging and the database --------------------------------------------------------
@@ -460,12 +463,7 @@ def create_agent(
         role=role,
         password=_choose_password(password, password_stdin, no_password),
     )
-    agent = _as_cli(
-        settings,
-        lambda session, actor: agents.create_agent(
-            session, actor, data, password_min_length=settings.password_min_length
-        ),
-    )
+    agent = _as_cli(settings, lambda session, actor: agents.create_agent(session, actor, data))
     typer.echo(f"Created {agent.role.value} {agent.email} (agent {agent.id}).")
 
 
@@ -502,7 +500,6 @@ def create_token(
     from app.agents import service as agents
     from app.auth import service as auth
     from app.auth.schemas import TokenCreate, TokenCreated
-    from app.core.clock import utcnow
     from app.core.types import normalise_email
 
     settings = _load_settings(long_running=False)
@@ -523,7 +520,6 @@ def create_token(
             actor,
             request.model_copy(update={"agent_id": agent.id}),
             default_lifetime=timedelta(days=settings.token_default_days),
-            now=utcnow(),
         )
 
     created = _as_cli(settings, issue)
@@ -695,6 +691,34 @@ def audit_verify() -> None:
         f"erasure, as recorded), {result.unsealed} not sealed yet (sealed once their "
         f"transactions end){head}."
     )
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+@retention_app.command("preview")
+def retention_preview() -> None:
+    """Print, per queue with a retention period, how many closed tickets the retention pass
+    would anonymise or delete now and the oldest, and whether the policy is confirmed.
+
+    Changes nothing. The pass acts on a queue only once an admin confirmed its policy after
+    this preview (`POST /api/v1/retention/queues/{id}/confirm`), and again after any change.
+    """
+    from app.core.clock import utcnow
+    from app.gdpr import retention
+
+    settings = _load_settings(long_running=False)
+    report = _as_cli(settings, lambda session, actor: retention.preview(session, actor, utcnow()))
+    if not report.queues:
+        typer.echo("No queue has a retention period.")
+    for queue in report.queues:
+        oldest = queue.oldest_closed_at.date().isoformat() if queue.oldest_closed_at else "-"
+        state = "confirmed" if queue.confirmed else "NOT confirmed: the pass leaves it alone"
+        typer.echo(
+            f"{queue.queue_name} (queue {queue.queue_id}): {queue.action.value} after "
+            f"{queue.retention_months} months: {queue.tickets} ticket(s) closed before "
+            f"{queue.closed_before.date().isoformat()}, oldest {oldest}; {state}"
+        )
 
 
 # --- scheduler --------------------------------------------------------------------------------

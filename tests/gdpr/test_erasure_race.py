@@ -5,8 +5,6 @@ ticket under a new customer instead of landing in the emptied records."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
@@ -14,11 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.schemas import system_principal
 from app.customers.models import Customer
-from app.db.migrate import upgrade_to_head
-from app.db.session import create_engine, create_sessionmaker
 from app.gdpr import service as subject_rights
 from app.tickets.models import Message, Ticket
-from tests.conftest import _drop_database, _recreate_database
 from tests.helpers import build_mail
 from tests.ingest.test_service import ingest_raw
 
@@ -26,15 +21,9 @@ Maker = async_sessionmaker[AsyncSession]
 SENDER = "Karen Blixen Lund <karen.lund@example.dk>"
 
 
-@pytest.fixture(scope="module")
-async def maker(database_url: str) -> AsyncIterator[Maker]:
-    name = f"ticketry_erasure_race_{os.getpid()}"
-    url = await _recreate_database(database_url, name)
-    engine = create_engine(url, pool_size=3)
-    await upgrade_to_head(engine)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
-    await _drop_database(database_url, name)
+@pytest.fixture
+def maker(committed_database: tuple[str, Maker]) -> Maker:
+    return committed_database[1]
 
 
 async def test_a_reply_arriving_during_the_erasure_opens_a_new_ticket_for_a_new_customer(

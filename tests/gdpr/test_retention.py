@@ -3,8 +3,10 @@ deletes tickets closed longer than their queue keeps them, in batches, once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,9 +19,11 @@ from app.core.clock import utcnow
 from app.gdpr import retention
 from app.gdpr.retention import months_before, run_retention_pass
 from app.gdpr.service import Scope
+from app.queues.models import Queue
 from app.tickets.models import Channel, Message, MessageDirection, Ticket, TicketStatus
 from tests.conftest import Caller
 from tests.helpers import add_ticket, audit_events
+from tests.test_cli import cli_env, run_cli
 
 API = "/api/v1"
 
@@ -297,3 +301,27 @@ async def test_a_retention_period_is_whole_months_and_set_by_admins(
         24,
         "delete",
     )
+
+
+async def test_the_command_line_previews_retention_per_queue(
+    committed_database: tuple[str, async_sessionmaker[AsyncSession]], tmp_path: Path
+) -> None:
+    url, committed = committed_database
+    async with committed.begin() as session:
+        queue = Queue(name="Fakturaer CLI", retention_months=6)
+        session.add(queue)
+        await session.flush()
+        await _closed(session, queue.id, utcnow() - timedelta(days=400))
+    env = cli_env(tmp_path, database_url=url)
+
+    shown = await asyncio.to_thread(run_cli, "retention", "preview", env=env, cwd=tmp_path)
+    helped = await asyncio.to_thread(
+        run_cli, "retention", "preview", "--help", env=env, cwd=tmp_path
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    line = next(line for line in shown.stdout.splitlines() if "Fakturaer CLI" in line)
+    assert "anonymise after 6 months: 1 ticket(s)" in line
+    assert line.endswith("NOT confirmed: the pass leaves it alone")
+    assert helped.returncode == 0
+    assert "Changes nothing" in helped.stdout
