@@ -24,6 +24,11 @@ Erasure decisions, per table (what stays is what statistics need, without the pe
   and job errors, bulk job selections, routing facts of other tickets, escalation outcomes,
   stored idempotent answers) is scrubbed of their identifiers: name, addresses, phone,
   customer number, external ids and every sensitive value found in their messages.
+- other people's message texts (subject, text, HTML, new text) and ticket subjects keep their
+  place: each occurrence of an identifier becomes as many ``*`` (``redaction.mask``), so the
+  privacy findings stored as offsets into those texts stay right and are kept.
+- ``customers.erased_at`` marks the person: ingestion waits for an erasure under way and files
+  later mail as from a new customer (``erased_customers``).
 
 There is no separate search index: searches run on the tables above.
 """
