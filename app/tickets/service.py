@@ -32,6 +32,7 @@ from app.events.schemas import (
     TicketUpdated,
     field_changes,
 )
+from app.gdpr import service as subject_rights
 from app.privacy import service as privacy
 from app.privacy.detectors import mask_text, mask_values
 from app.queues import service as queues
@@ -321,6 +322,17 @@ async def create_ticket(session: AsyncSession, actor: Principal, data: TicketCre
         email=data.customer.email,
         name=data.customer.name,
     )
+    # An erasure of the customer under way is waited for, and nothing new is filed under an
+    # erased customer: named by address the person starts afresh, by id it is refused.
+    if await subject_rights.erased_customers(session, [customer.id]):
+        if data.customer.id is not None:
+            raise Invalid(
+                f"Customer {customer.id} was erased: name the person by email.",
+                field="body.customer.id",
+            )
+        customer = await customers.resolve_customer(
+            session, actor, customer_id=None, email=data.customer.email, name=data.customer.name
+        )
     ticket = Ticket(
         subject=data.subject,
         status=TicketStatus.new,

@@ -511,3 +511,23 @@ async def test_erasing_a_person_named_in_another_s_ticket_then_that_other(
     )
     assert twice is not None
     assert await traces(session, [NAME, "Ole Nordmann", "ole@example.no"]) == set()
+
+
+async def test_nothing_new_is_filed_under_an_erased_customer(
+    client: httpx.AsyncClient, admin: Caller
+) -> None:
+    customer = await _post(client, admin, "/customers", {"name": NAME, "emails": [EMAIL]})
+    erased = await client.post(
+        f"{API}/customers/{customer['id']}/erase", headers=admin.headers, json={"reason": REASON}
+    )
+    assert erased.status_code == 200, erased.text
+    ticket = {"subject": "Igen", "message": {"body_text": "Hej igen."}}
+
+    by_id = await client.post(
+        f"{API}/tickets", headers=admin.headers, json=ticket | {"customer": {"id": customer["id"]}}
+    )
+    by_email = await _post(client, admin, "/tickets", ticket | {"customer": {"email": EMAIL}})
+
+    assert by_id.status_code == 422, by_id.text
+    assert by_id.json()["errors"][0]["pointer"] == "/body/customer/id"
+    assert by_email["customer_id"] != customer["id"], "the person starts afresh"
