@@ -13,21 +13,28 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.attachments.models import Attachment
 from app.audit.models import AuditRedaction
+from app.auth.schemas import system_principal
+from app.customers import service as customers
 from app.customers.models import Customer
+from app.customers.schemas import CustomerCreate
 from app.events.models import Event
+from app.gdpr import service as subject_rights
 from app.ingest import service as ingest
 from app.ingest.models import InboundMail
 from app.outbound.models import OutboundMail
+from app.tickets import service as tickets
 from app.tickets.models import Channel, Message, MessageDirection, Ticket
+from app.tickets.schemas import CustomerRef, FirstMessage, TicketCreate
 from app.webhooks.models import Webhook, WebhookDelivery
 from tests.conftest import Caller, MakeAgent
 from tests.helpers import audit_events, build_mail
@@ -531,3 +538,43 @@ async def test_nothing_new_is_filed_under_an_erased_customer(
     assert by_id.status_code == 422, by_id.text
     assert by_id.json()["errors"][0]["pointer"] == "/body/customer/id"
     assert by_email["customer_id"] != customer["id"], "the person starts afresh"
+
+
+async def test_erasure_rewrites_many_mentions_in_a_few_statements(
+    session: AsyncSession, connection: AsyncConnection
+) -> None:
+    """Event payloads, audit events and other tickets naming the person are rewritten in
+    batches, not one UPDATE per row."""
+    actor = system_principal("privacy-officer")
+    customer = await customers.create_customer(
+        session, actor, CustomerCreate(name=NAME, emails=[EMAIL])
+    )
+    for number in range(25):
+        await tickets.create_ticket(
+            session,
+            actor,
+            TicketCreate(
+                subject=f"Sag {number} om {NAME}",
+                customer=CustomerRef(email=f"kunde{number}@example.no"),
+                message=FirstMessage(body_text="Se emnet."),
+            ),
+        )
+    updates: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE"):
+            updates.append(statement.split()[1])
+
+    event.listen(connection.sync_connection, "before_cursor_execute", count)
+    try:
+        erased = await subject_rights.erase_customer(session, actor, customer.id, REASON)
+    finally:
+        event.remove(connection.sync_connection, "before_cursor_execute", count)
+
+    assert erased["tickets"] >= 25
+    assert erased["events"] >= 25
+    assert erased["audit_events"] >= 25
+    by_table = Counter(updates)
+    assert by_table["tickets"] <= 3
+    assert by_table["events"] <= 3
+    assert by_table["audit_events"] <= 2
