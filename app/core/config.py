@@ -253,7 +253,8 @@ class Settings(BaseSettings):
     ] = Field(
         default_factory=list,
         description="Roles that must use two-factor login, comma-separated: `admin,supervisor`. "
-        "Their agents get a token good only for enrolling until they have.",
+        "Their agents get a token good only for enrolling until they have. Admins also require "
+        "it of single agents (`require_2fa` on the agent).",
     )
 
     @field_validator("require_2fa_roles", mode="before")
