@@ -463,7 +463,12 @@ def create_agent(
         role=role,
         password=_choose_password(password, password_stdin, no_password),
     )
-    agent = _as_cli(settings, lambda session, actor: agents.create_agent(session, actor, data))
+    agent = _as_cli(
+        settings,
+        lambda session, actor: agents.create_agent(
+            session, actor, data, password_min_length=settings.password_min_length
+        ),
+    )
     typer.echo(f"Created {agent.role.value} {agent.email} (agent {agent.id}).")
 
 
@@ -500,6 +505,7 @@ def create_token(
     from app.agents import service as agents
     from app.auth import service as auth
     from app.auth.schemas import TokenCreate, TokenCreated
+    from app.core.clock import utcnow
     from app.core.types import normalise_email
 
     settings = _load_settings(long_running=False)
@@ -520,6 +526,7 @@ def create_token(
             actor,
             request.model_copy(update={"agent_id": agent.id}),
             default_lifetime=timedelta(days=settings.token_default_days),
+            now=utcnow(),
         )
 
     created = _as_cli(settings, issue)
