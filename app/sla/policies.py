@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents.models import AgentRole
 from app.audit import service as audit
 from app.auth.schemas import Principal
+from app.core.clock import utcnow
 from app.core.errors import Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.core.uniqueness import check_free
@@ -30,6 +31,8 @@ from app.tickets import service as tickets
 
 ENTITY = "sla_policy"
 _BY_NAME = SortKey(SlaPolicy.name, SlaPolicy.id, descending=False)
+_RECOUNTED = frozenset({"targets", "calendar_id", "at_risk_percent"})
+"""The fields whose edit moves the due and at-risk times of the policy's running targets."""
 
 
 def _snapshot(policy: SlaPolicy) -> audit.Snapshot:
@@ -106,7 +109,10 @@ async def update_policy(
     for field, value in values.items():
         setattr(policy, field, value)
     await session.flush()
-    if "escalations" in values:
+    if values.keys() & _RECOUNTED:
+        # Recounting schedules the next look too, so it covers an escalation edit as well.
+        await sla.recount_policy(session, policy, utcnow())
+    elif "escalations" in values:
         await sla.reschedule_policy(session, policy)
     await audit.record(
         session,

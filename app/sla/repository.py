@@ -182,6 +182,11 @@ async def fired_step_keys(
     return {i: frozenset(known[i]) for i in target_ids}
 
 
+def forget_fired(session: AsyncSession) -> None:
+    """Drop the fired step keys read so far: a rolled-back savepoint may have added some."""
+    session.info.pop(_FIRED, None)
+
+
 async def add_escalation(session: AsyncSession, escalation: TicketEscalation) -> None:
     session.add(escalation)
     await session.flush()

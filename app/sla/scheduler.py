@@ -6,12 +6,15 @@ time and a ticket being changed is left for the next pass. For each target the p
 breach (``breached_at`` = the due time) and fires the policy's escalation steps whose moment
 has come, each step once per target (``ticket_escalations`` is unique on target and step
 key, so an edit of the policy's list neither repeats nor skips a step), then sets when to
-look next.
+look next. Each target is handled in a savepoint of its own: one that fails is rolled back
+alone, audited as ``ticket.escalation_failed`` and looked at again a little later, so the
+rest of its batch and the passes after it still go.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,6 +24,7 @@ from app.events import service as events
 from app.events.schemas import TicketEscalated, TicketSlaBreached
 from app.outbound.service import OutboundConfig
 from app.routing import service as routing
+from app.scheduler.items import RETRY_DELAY, describe, handle_each
 from app.sla import repository
 from app.sla import service as sla
 from app.sla.models import SlaPolicy, SlaTarget, TicketEscalation
@@ -53,13 +57,37 @@ async def run_sla_pass(
                 session, {t.policy_id for t in claimed if t.policy_id is not None}
             )
             await repository.fired_step_keys(session, [t.id for t in claimed])
-            for target in claimed:
-                seen.add(target.id)
-                policy = policy_of.get(target.policy_id) if target.policy_id else None
-                await _handle(session, target, ticket_of[target.ticket_id], policy, now, config)
+            seen.update(t.id for t in claimed)
+            await handle_each(
+                session,
+                claimed,
+                partial(
+                    _handle_claimed,
+                    session,
+                    ticket_of=ticket_of,
+                    policy_of=policy_of,
+                    now=now,
+                    config=config,
+                ),
+                name="sla",
+                push_back=partial(_push_back, session, now=now),
+            )
         handled += len(claimed)
         if len(claimed) < batch:
             return handled
+
+
+async def _handle_claimed(
+    session: AsyncSession,
+    target: SlaTarget,
+    *,
+    ticket_of: dict[int, Ticket],
+    policy_of: dict[int, SlaPolicy],
+    now: datetime,
+    config: OutboundConfig,
+) -> None:
+    policy = policy_of.get(target.policy_id) if target.policy_id else None
+    await _handle(session, target, ticket_of[target.ticket_id], policy, now, config)
 
 
 async def _handle(
@@ -74,6 +102,8 @@ async def _handle(
         target.next_check_at = None
         return
     calendar = await sla.calendar_of(session, policy)
+    # The policy as it is now: a target lengthened since the last count is not overdue.
+    await sla.recount_target(session, calendar, target, ticket, policy)
     if target.breached_at is None and target.due_at is not None and target.due_at <= now:
         await _breach(session, ticket, policy, target)
     steps = policy_steps(policy.escalations)
@@ -85,6 +115,30 @@ async def _handle(
         target.escalation_level = len(fired) + 1
         await _escalate(session, ticket, target, step, steps[step], policy, now, config)
     await sla.refresh(session, ticket, now)
+
+
+async def _push_back(
+    session: AsyncSession, target: SlaTarget, error: Exception, *, now: datetime
+) -> None:
+    """Handling the target failed (an escalation step's action raised, say): it is looked at
+    again a little later, and the error kept."""
+    repository.forget_fired(session)
+    await session.refresh(target)
+    target.next_check_at = now + RETRY_DELAY
+    await session.flush()
+    await audit.record(
+        session,
+        ACTOR,
+        "ticket.escalation_failed",
+        tickets.ENTITY,
+        target.ticket_id,
+        after={
+            "metric": target.metric.value,
+            "target_id": target.id,
+            "error": describe(error),
+            "retry_at": target.next_check_at.isoformat(),
+        },
+    )
 
 
 async def _breach(

@@ -144,6 +144,54 @@ async def reschedule_policy(session: AsyncSession, policy: SlaPolicy) -> int:
     return count
 
 
+async def recount_policy(session: AsyncSession, policy: SlaPolicy, now: datetime) -> int:
+    """After an edit of the policy's targets, business hours or at-risk share: recount each
+    of its running targets from its start (due and at-risk time, the pass's next look, the
+    ticket's copy), in batches, so a lengthened target is not breached on its old due time
+    and a shortened one is breached on time. A target the policy no longer sets is
+    cancelled. Returns how many tickets were recounted."""
+    after_id, seen = 0, set[int]()
+    while batch := await repository.running_targets_of_policy(
+        session, policy.id, after_id=after_id, limit=_RESCHEDULE_BATCH
+    ):
+        after_id = batch[-1].id
+        ticket_ids = {t.ticket_id for t in batch} - seen
+        seen |= ticket_ids
+        if not ticket_ids:
+            continue
+        ticket_of = await repository.tickets_by_id(session, ticket_ids)
+        active: dict[int, list[SlaTarget]] = {ticket_id: [] for ticket_id in ticket_ids}
+        for target in await repository.active_targets_of(session, ticket_ids):
+            active[target.ticket_id].append(target)
+        for ticket_id, targets in active.items():
+            ticket = ticket_of[ticket_id]
+            await _settle(
+                session, ticket, policy, targets, now, status=ticket.status, start_missing=False
+            )
+        for targets in active.values():
+            for target in targets:
+                session.expunge(target)
+    return len(seen)
+
+
+async def recount_target(
+    session: AsyncSession,
+    calendar: BusinessCalendar,
+    target: SlaTarget,
+    ticket: Ticket,
+    policy: SlaPolicy,
+) -> None:
+    """Bring one running target's due and at-risk time in line with the policy as it is now
+    (its target for the ticket's priority and its business hours); a target the policy no
+    longer sets is left as it is, for ``refresh`` to end. ``calendar``: the policy's."""
+    seconds = _seconds(policy, ticket, target.metric)
+    if seconds is None or target.paused_at is not None:
+        return
+    target.target_seconds, target.calendar_id = seconds, policy.calendar_id
+    fired = await repository.fired_step_keys(session, [target.id])
+    schedule(calendar, policy, target, fired.get(target.id, ()))
+
+
 def _start(
     ticket: Ticket, policy: SlaPolicy, metric: SlaMetric, seconds: int, now: datetime
 ) -> SlaTarget:

@@ -221,15 +221,18 @@ async def test_a_pass_that_raises_anything_leaves_the_others_and_the_loop_runnin
 async def test_two_run_once_processes_at_once_handle_each_due_item_once(
     committed: async_sessionmaker[AsyncSession], committed_url: str, tmp_path: Path
 ) -> None:
-    """SLA targets due, reminders due and a scheduled rule due on the same tickets, with two
-    ``run-once`` processes started together: no breach, reminder or rule goes twice. A ticket
-    one process holds is skipped by the other (SKIP LOCKED) and left for the next pass, so a
-    third run afterwards completes the work: then each went exactly once."""
+    """SLA targets due (with an escalation step), reminders due and a scheduled rule due on
+    the same tickets, with two ``run-once`` processes started together: no breach,
+    escalation, reminder or rule goes twice. A ticket one process holds is skipped by the
+    other (SKIP LOCKED) and left for the next pass, so a third run afterwards completes the
+    work: then each went exactly once."""
     ids = await seed(committed, 12)
     start = datetime.now(UTC)
     async with committed.begin() as session:
         policy = SlaPolicy(
-            name=f"Hurtig {start.timestamp()}", targets={"normal": {"resolution": 30}}
+            name=f"Hurtig {start.timestamp()}",
+            targets={"normal": {"resolution": 30}},
+            escalations=[{"at_percent": 50, "actions": [{"type": "add_tags", "tags": ["sent"]}]}],
         )
         session.add(policy)
         await session.flush()
@@ -254,17 +257,23 @@ async def test_two_run_once_processes_at_once_handle_each_due_item_once(
         run_cli, "scheduler", "run-once", "--now", moment, env=env, cwd=tmp_path
     )
     assert after.returncode == 0, after.stderr
-    kinds = ("ticket.sla_breached", "ticket.follow_up_due", "fired", "traced")
+    kinds = (
+        "ticket.sla_breached",
+        "ticket.escalated",
+        "ticket.follow_up_due",
+        "fired",
+        "traced",
+    )
     assert await _handled(committed, ids) == {(kind, i): 1 for kind in kinds for i in ids}
 
 
 async def _handled(
     committed: async_sessionmaker[AsyncSession], ids: list[int]
 ) -> dict[tuple[str, int], int]:
-    """How often each ticket was breached, reminded, fired on and traced."""
+    """How often each ticket was breached, escalated, reminded, fired on and traced."""
     counts: dict[tuple[str, int], int] = {}
     async with committed() as session:
-        for kind in ("ticket.sla_breached", "ticket.follow_up_due"):
+        for kind in ("ticket.sla_breached", "ticket.escalated", "ticket.follow_up_due"):
             rows = await session.execute(
                 select(Event.entity_id, func.count())
                 .where(Event.type == kind, Event.entity_id.in_(ids))

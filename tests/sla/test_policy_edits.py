@@ -1,6 +1,7 @@
 """Editing a policy's escalation steps while its targets run: a step keeps its identity (its
 moment and metrics) wherever the list moves it, so no step fires twice or never, and a new
-earlier step is looked at on time."""
+earlier step is looked at on time. Editing its targets recounts the running ones at once, so
+a lengthened target is not breached on its old due time."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.outbound.service import OutboundConfig
 from app.sla.models import SlaPolicy
 from app.sla.scheduler import run_sla_pass
+from app.tickets.models import Ticket
 from tests.conftest import Caller
 from tests.sla.test_scheduler import T0, TARGETS, _ticket
 
@@ -60,6 +63,22 @@ class World:
             url, headers={**self.admin.headers, "If-Match": etag}, json={"escalations": steps}
         )
         assert response.status_code == 200, response.text
+
+    async def edit_targets(self, policy_id: int, targets: dict[str, Any]) -> None:
+        url = f"/api/v1/sla-policies/{policy_id}"
+        etag = (await self.client.get(url, headers=self.admin.headers)).headers["etag"]
+        response = await self.client.patch(
+            url, headers={**self.admin.headers, "If-Match": etag}, json={"targets": targets}
+        )
+        assert response.status_code == 200, response.text
+
+    async def target(self, ticket_id: int) -> dict[str, Any]:
+        response = await self.client.get(
+            f"/api/v1/tickets/{ticket_id}/sla", headers=self.admin.headers
+        )
+        [target] = response.json()["targets"]
+        body: dict[str, Any] = target
+        return body
 
     async def fired(self, ticket_id: int) -> list[tuple[int, str]]:
         response = await self.client.get(
@@ -135,3 +154,49 @@ async def test_two_steps_with_the_same_moment_and_targets_are_refused(
     )
     assert response.status_code == 422
     assert "same at_percent and metrics" in response.text
+
+
+LONGER = {"normal": {"first_response": 600}, "high": {"first_response": 600}}
+"""Ten hours instead of one."""
+LONGER_DUE = "2026-03-02T19:00:00Z"
+
+
+async def test_a_lengthened_target_is_recounted_at_once_and_not_breached_on_its_old_time(
+    world: World,
+) -> None:
+    policy_id, ticket_id = await world.ticket_on([TAG_AT_80, RAISE_AT_100])
+    await world.edit_targets(policy_id, LONGER)
+
+    assert await world.pass_at(61) == 0, "the next look moved to the 80 % step, at 8 hours"
+
+    target = await world.target(ticket_id)
+    assert (target["target_seconds"], target["due_at"]) == (36000, LONGER_DUE)
+    assert target["breached_at"] is None
+    assert target["escalations"] == []
+    stored = await world.session.get(Ticket, ticket_id, populate_existing=True)
+    assert stored is not None
+    assert (stored.sla_due_at, stored.sla_breached) == (T0 + timedelta(hours=10), False)
+
+    assert await world.pass_at(481) == 1
+    assert await world.fired(ticket_id) == [(80, "80:*")]
+    assert await world.pass_at(601) == 1
+    target = await world.target(ticket_id)
+    assert target["breached_at"] == LONGER_DUE
+
+
+async def test_the_pass_counts_a_target_from_the_policy_as_it_is_now(world: World) -> None:
+    """Should a target still be counted from an older version of its policy (an edit that
+    bypassed ``update_policy``), the pass recounts it before deciding it is breached."""
+    policy_id, ticket_id = await world.ticket_on([RAISE_AT_100])
+    await world.session.execute(
+        update(SlaPolicy).where(SlaPolicy.id == policy_id).values(targets=LONGER)
+    )
+    await world.session.commit()
+
+    assert await world.pass_at(61) == 1
+
+    target = await world.target(ticket_id)
+    assert (target["due_at"], target["breached_at"]) == (LONGER_DUE, None)
+    assert target["escalations"] == []
+    assert await world.pass_at(601) == 1
+    assert (await world.target(ticket_id))["breached_at"] == LONGER_DUE

@@ -17,6 +17,7 @@ from app.core.config import Settings
 from app.customers.models import Customer
 from app.events.models import Event
 from app.outbound.service import OutboundConfig
+from app.sla import scheduler
 from app.sla import service as sla
 from app.sla.models import SlaPolicy, TicketEscalation
 from app.sla.scheduler import run_sla_pass
@@ -137,6 +138,58 @@ async def test_steps_and_breach_fire_once_each_and_are_recorded(
     actions = [e["action"] for e in await audit_events(client, admin, entity_type="ticket")]
     assert actions.count("ticket.escalated") == 2
     assert actions.count("ticket.sla_breached") == 1
+
+
+async def test_a_target_whose_escalation_fails_is_rolled_back_alone_and_retried(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    session: AsyncSession,
+    admin: Caller,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policy = _policy()
+    session.add(policy)
+    await session.flush()
+    broken, *fine = [(await _ticket(session, policy)).id for _ in range(3)]
+    await session.commit()
+    maker = async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    config = OutboundConfig.from_settings(settings)
+    escalate = scheduler._escalate
+
+    async def escalate_or_fail(session: AsyncSession, ticket: Ticket, *args: Any) -> None:
+        if ticket.id == broken:
+            raise RuntimeError("a bug in one escalation")
+        await escalate(session, ticket, *args)
+
+    monkeypatch.setattr(scheduler, "_escalate", escalate_or_fail)
+    now = T0 + timedelta(minutes=61)
+    assert await run_sla_pass(maker, now, config=config) == 3
+
+    breached_and_escalated = ["ticket.sla_breached", "ticket.escalated", "ticket.escalated"]
+    for ticket_id in fine:
+        assert await _event_types(session, ticket_id) == breached_and_escalated
+    assert await _event_types(session, broken) == [], "rolled back alone"
+    [failed] = await audit_events(
+        client,
+        admin,
+        entity_type="ticket",
+        entity_id=str(broken),
+        action="ticket.escalation_failed",
+    )
+    assert failed["after"]["error"] == "RuntimeError: a bug in one escalation"
+    assert failed["after"]["retry_at"] == (now + timedelta(minutes=5)).isoformat()
+
+    monkeypatch.setattr(scheduler, "_escalate", escalate)
+    assert await run_sla_pass(maker, now + timedelta(minutes=1), config=config) == 0
+    assert await run_sla_pass(maker, now + timedelta(minutes=5), config=config) == 1
+    assert await _event_types(session, broken) == breached_and_escalated
+    history = await client.get(f"/api/v1/tickets/{broken}/sla", headers=admin.headers)
+    [target] = history.json()["targets"]
+    assert target["breached_at"] == "2026-03-02T10:00:00Z"
+    assert target["escalation_level"] == 2
 
 
 async def test_list_orders_by_due_time_with_tickets_without_one_last(
