@@ -38,8 +38,8 @@ async def list_customers(
     organisation_id: int | None = None,
     customer_number: CustomerNumber | None = None,
 ) -> Page[CustomerRead]:
-    """List customers (agent role or higher). A search by `email`, `q` or `customer_number`
-    looks for people: each customer found is audited as `customer.viewed`."""
+    """List customers (agent role or higher). Every customer on the page is a read of
+    personal data, audited as `customer.viewed` (one insert per page)."""
     rows, next_cursor = await service.list_customers(
         session,
         principal,
@@ -50,8 +50,7 @@ async def list_customers(
         cursor=cursor,
         limit=limit,
     )
-    if email is not None or q is not None or customer_number is not None:
-        await audit.record_reads(session, principal, "customer", [c.id for c in rows])
+    await audit.record_reads(session, principal, "customer", [c.id for c in rows])
     return Page(items=[CustomerRead.model_validate(c) for c in rows], next_cursor=next_cursor)
 
 

@@ -119,9 +119,10 @@ async def export_customer(
     messages = await repository.messages_by(session, ticket_ids, customer_id, emails)
     inbound = await _inbound_mails(session, ticket_ids, [m.id for m in messages], emails)
     export = Export()
+    # The read models mask numbers for every viewer; the person gets their own values back.
     export.documents["customer.json"] = CustomerRead.model_validate(customer).model_dump(
         mode="json"
-    )
+    ) | {"attributes": customer.attributes}
     by_ticket: dict[int, list[dict[str, Any]]] = {t.id: [] for t in tickets}
     for message in messages:
         document = MessageRead.model_validate(message).model_dump(mode="json")
@@ -134,7 +135,11 @@ async def export_customer(
     export.files.extend(ExportedFile(f"mail/{mail_id}.eml", sha) for mail_id, sha in inbound)
     for ticket in tickets:
         document = TicketRead.model_validate(ticket).model_dump(mode="json")
-        document |= {"subject": ticket.subject, "messages": by_ticket[ticket.id]}
+        document |= {
+            "subject": ticket.subject,
+            "custom_fields": ticket.custom_fields,
+            "messages": by_ticket[ticket.id],
+        }
         export.documents[f"tickets/{ticket.number}.json"] = document
     about = await audit.events_about(
         session,

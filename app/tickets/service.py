@@ -169,7 +169,8 @@ async def related(
 ) -> Related:
     """The tickets' related records of these kinds (from ``includes``); external partners
     get public messages only, and customers reduced to what their grants show. Each customer
-    side-loaded is a read of personal data, audited as ``customer.viewed``."""
+    and message side-loaded is a read of personal data, audited as ``customer.viewed`` and
+    ``message.viewed``."""
     found_customers: dict[int, CustomerRead] = {}
     found_agents: Sequence[Agent] = []
     found_messages: Sequence[Message] = []
@@ -186,6 +187,7 @@ async def related(
             public_only=actor.is_external,
             per_ticket=MESSAGES_INCLUDED,
         )
+        await audit.record_reads(session, actor, "message", [m.id for m in found_messages])
     return Related(kinds, found_customers, found_agents, found_messages)
 
 

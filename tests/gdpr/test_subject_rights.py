@@ -109,6 +109,7 @@ async def build_world(
             "phone": PHONE,
             "customer_number": CUSTOMER_NUMBER,
             "external_ids": {"crm": CRM_ID},
+            "attributes": {"cpr": CPR},
         },
         **{"Idempotency-Key": "kunde-1"},
     )
@@ -153,7 +154,7 @@ async def build_world(
             "customer": {"id": customer["id"]},
             "message": {"body_text": f"Ny adresse, CPR {CPR}"},
             "queue_id": queue["id"],
-            "custom_fields": {"kontakt": PHONE},
+            "custom_fields": {"kontakt": PHONE, "cpr": CPR},
         },
         **{"Idempotency-Key": "sag-1"},
     )
@@ -449,6 +450,7 @@ async def test_the_export_holds_everything_about_the_person_unmasked(
         PHONE,
     )
     assert customer["external_ids"] == {"crm": CRM_ID}
+    assert customer["attributes"] == {"cpr": CPR}, "their own numbers are not masked"
     assert archive.read(f"attachments/{attachment.id}-lønseddel.pdf") == PDF
     by_id = {t.id: json.loads(archive.read(f"tickets/{t.number}.json")) for t in tickets}
     mail_ticket = by_id[world.mail_ticket_id]
@@ -458,6 +460,7 @@ async def test_the_export_holds_everything_about_the_person_unmasked(
     assert mail_ticket["messages"][0]["attachments"][0]["id"] == attachment.id
     assert by_id[world.api_ticket_id]["subject"] == f"Adresseændring for {NAME}"
     assert CPR in by_id[world.api_ticket_id]["messages"][0]["body_text"]
+    assert by_id[world.api_ticket_id]["custom_fields"] == {"kontakt": PHONE, "cpr": CPR}
     audit = json.loads(archive.read("audit.json"))
     about = {(e["action"], e["entity_type"], e["entity_id"]) for e in audit}
     assert ("customer.created", "customer", str(world.customer_id)) in about

@@ -83,14 +83,26 @@ async def test_lists_of_personal_data_and_downloads_are_audited_per_record(
 
     listed = await client.get(f"{API}/customers", headers=agent.headers)
     assert listed.status_code == 200
-    assert by_agent(await audit_events(client, admin, action="customer.viewed")) == []
+    on_page = sorted(("customer.viewed", str(c["id"])) for c in listed.json()["items"])
+    assert ("customer.viewed", str(customer_id)) in on_page
+    assert by_agent(await audit_events(client, admin, action="customer.viewed")) == on_page
     for params in ({"email": "laest@example.dk"}, {"q": "Læst"}, {"q": "nobody-here"}):
         found = await client.get(f"{API}/customers", headers=agent.headers, params=params)
         assert found.status_code == 200, found.text
-    assert by_agent(await audit_events(client, admin, action="customer.viewed")) == [
-        ("customer.viewed", str(customer_id)),
-        ("customer.viewed", str(customer_id)),
-    ]
+    assert by_agent(await audit_events(client, admin, action="customer.viewed")) == sorted(
+        [*on_page, ("customer.viewed", str(customer_id)), ("customer.viewed", str(customer_id))]
+    )
+
+    included = await client.get(
+        f"{API}/tickets", headers=agent.headers, params={"include": "messages"}
+    )
+    assert included.status_code == 200, included.text
+    shown = [m["id"] for ms in included.json()["included"]["messages"].values() for m in ms]
+    assert set(ids) <= set(shown)
+    viewed = await audit_events(client, admin, entity_type="message", action="message.viewed")
+    assert by_agent(viewed) == sorted(
+        [*(("message.viewed", str(i)) for i in ids), *(("message.viewed", str(i)) for i in shown)]
+    )
 
     attachment_id = messages.json()["items"][0]["attachments"][0]["id"]
     content = await client.get(f"{API}/attachments/{attachment_id}/content", headers=agent.headers)
