@@ -15,6 +15,7 @@ from app.auth.schemas import Principal, Scope
 from app.core.config import Settings
 from app.core.errors import Forbidden, PreconditionFailed, Unauthorized
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from app.privacy import patterns as privacy_patterns
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -40,7 +41,17 @@ async def get_session(
             raise
 
 
-DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+async def get_masking_session(
+    session: Annotated[AsyncSession, Depends(get_session, scope="function")],
+) -> AsyncSession:
+    """The request's session, after the configured patterns that mask subjects, custom fields
+    and notes in responses are brought up to date with the database (any process may change
+    them)."""
+    await privacy_patterns.refresh(session)
+    return session
+
+
+DbSession = Annotated[AsyncSession, Depends(get_masking_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 
 bearer = HTTPBearer(auto_error=False, description="A personal API token: `Bearer tkt_...`")

@@ -309,10 +309,26 @@ def _references(html: str) -> dict[int, tuple[int, bool]]:
     }
 
 
+_configured: tuple[CustomPattern, ...] = ()
+"""The enabled configured patterns, compiled, as ``app.privacy.patterns`` last loaded them."""
+
+
+def configured_patterns() -> tuple[CustomPattern, ...]:
+    return _configured
+
+
+def set_configured_patterns(patterns: Sequence[CustomPattern]) -> None:
+    """Replace the configured patterns ``mask_text`` applies (one assignment: a read in
+    progress keeps the tuple it started with)."""
+    global _configured
+    _configured = tuple(patterns)
+
+
 def mask_text(text: str) -> str:
     """A text kept outside messages (a ticket's subject, an event) with the values the
-    built-in detectors find in it masked."""
-    return mask(text, detect(text))
+    built-in detectors and the enabled configured patterns find in it masked; a configured
+    pattern too slow for the text masks all of it."""
+    return mask(text, detect(text, _configured, where="a text outside messages"))
 
 
 def mask_values(value: Any) -> Any:

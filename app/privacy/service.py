@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
-import regex  # type: ignore[import-untyped]  # no stubs published
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentRole
@@ -17,6 +15,7 @@ from app.auth.schemas import Principal
 from app.core.errors import Forbidden, Invalid, NotFound, check_version
 from app.core.pagination import SortKey, next_cursor
 from app.core.uniqueness import check_free
+from app.privacy import patterns as configured
 from app.privacy import repository
 from app.privacy.detectors import CustomPattern, Span, detect, detect_html, mask
 from app.privacy.models import FindingField, MessageFinding, SensitivePattern
@@ -38,18 +37,6 @@ _BY_NAME = SortKey(SensitivePattern.name, SensitivePattern.id, descending=False)
 Texts = Mapping[FindingField, str | None]
 
 
-@lru_cache(maxsize=256)
-def _compiled(source: str) -> regex.Pattern[str]:
-    return regex.compile(source)
-
-
-async def _custom_patterns(session: AsyncSession) -> list[CustomPattern]:
-    return [
-        CustomPattern(p.name, _compiled(p.regex))
-        for p in await repository.enabled_patterns(session)
-    ]
-
-
 def _detect_all(
     message_id: int, texts: Texts, patterns: Sequence[CustomPattern]
 ) -> list[tuple[FindingField, Span]]:
@@ -68,7 +55,7 @@ def message_texts(message: Message) -> dict[FindingField, str | None]:
 
 async def scan_message(session: AsyncSession, message: Message) -> None:
     """Find the sensitive values in a message just saved and keep where they are."""
-    patterns = await _custom_patterns(session)
+    patterns = await configured.enabled(session)
     # Bodies can be megabytes: the regexes run beside the event loop, not on it.
     found = await asyncio.to_thread(_detect_all, message.id, message_texts(message), patterns)
     session.add_all(
