@@ -35,6 +35,7 @@ from app.outbound.compose import (
 )
 from app.outbound.models import DeliveryStatus, MailPurpose, OutboundMail
 from app.outbound.smtp import Delivery, SmtpFailure
+from app.privacy import patterns
 from app.privacy.detectors import mask_text
 from app.queues import service as queues
 from app.templates import service as templates
@@ -336,7 +337,9 @@ async def _notification_content(
 ) -> tuple[str, str] | str:
     """The subject and text of a notification, or why there is none."""
     link = f"{config.public_base_url}/api/v1/tickets/{ticket.id}"
-    # Masked as in every answer to agents: this mail leaves for their inboxes.
+    # Masked as in every answer to agents: this mail leaves for their inboxes. Workers have
+    # no request to bring the configured patterns up to date, so this does.
+    await patterns.refresh(session)
     shown_subject = mask_text(ticket.subject)
     # The ticket's number without its [#...] tag: an agent answering the notification must
     # not write into the customer's conversation.

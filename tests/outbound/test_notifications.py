@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from app.core.clock import utcnow
 from app.outbound.models import MailPurpose, OutboundMail
+from app.privacy.models import SensitivePattern
 from app.queues.models import Queue
 from app.scheduler.service import run_automation_pass
 from app.sla.scheduler import run_sla_pass
@@ -115,6 +116,39 @@ async def test_a_scheduled_rule_mails_the_assignee_apart_from_the_conversation(
     )
     messages = await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=admin.headers)
     assert len(messages.json()["items"]) == 1  # the customer's; the notification is no message
+
+
+async def test_a_notification_masks_with_patterns_configured_since_the_last_request(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    admin: Caller,
+    make_agent: MakeAgent,
+    outbox: Outbox,
+    maker: async_sessionmaker[AsyncSession],
+) -> None:
+    agent = await make_agent(email="agnete@firma.dk")
+    assert (
+        await put_rules(client, admin, rule({"type": "notify_email", "to": "assignee"}))
+    ).is_success
+    await new_ticket(
+        client,
+        admin,
+        subject=f"{SUBJECT}: konto 1234-5678901234",
+        queue_id=outbox.queue_id,
+        assignee_id=agent.id,
+    )
+    # Configured as another process would: no request of this one has seen it yet.
+    session.add(
+        SensitivePattern(name="konto", label="Kontonummer", regex=r"\d{4}-\d{10}", enabled=True)
+    )
+    await session.flush()
+
+    assert await run_automation_pass(maker, utcnow() + timedelta(hours=1), config=outbox.config)
+    assert await outbox.worker.send_due() == 1
+
+    [mail] = outbox.sink.to("agnete@firma.dk")
+    assert b"5678901234" not in mail.raw
+    assert mail.message["Subject"].endswith(f"{SUBJECT}: konto ****-********34")
 
 
 async def test_an_event_rule_mails_the_supervisors_of_the_team_from_a_template(
