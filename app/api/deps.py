@@ -43,11 +43,15 @@ async def get_session(
 
 async def get_masking_session(
     session: Annotated[AsyncSession, Depends(get_session, scope="function")],
+    maker: Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)],
 ) -> AsyncSession:
     """The request's session, after the configured patterns that mask subjects, custom fields
     and notes in responses are brought up to date with the database (any process may change
-    them)."""
-    await privacy_patterns.refresh(session)
+    them). The check runs in a short session of its own, so the request's transaction starts
+    with the handler's work and a handler committing in a session of its own (a login
+    counting a failure) is never undone by the request's rollback."""
+    async with maker() as check:
+        await privacy_patterns.refresh(check)
     return session
 
 
