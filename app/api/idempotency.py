@@ -31,7 +31,7 @@ from typing import Any, get_args, get_origin
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.deps import AppSettings, DbSession, bearer, get_principal
@@ -39,6 +39,7 @@ from app.api.models import IdempotencyRecord
 from app.auth.schemas import LoginChallenge, RecoveryCodes, TokenCreated, TwoFactorEnrolment
 from app.core import crypto
 from app.core.errors import Conflict, Invalid
+from app.db.batches import delete_in_batches
 from app.db.locks import lock_values
 from app.webhooks.schemas import WebhookWithSecret
 
@@ -225,27 +226,10 @@ async def run_idempotency_purge_pass(
 ) -> int:
     """Delete the answers expired by ``now``, whoever's token keeps them; returns how many.
     Each batch is claimed (``FOR UPDATE SKIP LOCKED``) in a transaction of its own."""
-    columns = (
+    key = (
         IdempotencyRecord.token_id,
         IdempotencyRecord.key,
         IdempotencyRecord.method,
         IdempotencyRecord.path,
     )
-    expired = (
-        select(*columns)
-        .where(IdempotencyRecord.expires_at <= now)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    )
-    deleted = 0
-    while True:
-        async with maker.begin() as session:
-            result = await session.execute(
-                delete(IdempotencyRecord)
-                .where(tuple_(*columns).in_(expired))
-                .execution_options(synchronize_session=False)
-            )
-        count = int(result.rowcount)  # type: ignore[attr-defined]
-        deleted += count
-        if count < batch:
-            return deleted
+    return await delete_in_batches(maker, key, IdempotencyRecord.expires_at <= now, batch=batch)

@@ -25,14 +25,11 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     case,
-    delete,
     exists,
     func,
     literal,
     literal_column,
     or_,
-    select,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,6 +40,7 @@ from app.api.models import RateLimitWindow
 from app.auth.models import ApiToken
 from app.core.errors import DomainError
 from app.core.security import hash_api_token
+from app.db.batches import delete_in_batches
 
 AUTH_PATH_PREFIX = "/api/v1/auth/"
 STATE_KEY = "rate_limit"
@@ -157,22 +155,9 @@ async def run_rate_limit_purge_pass(
     """Delete the windows that ended more than a minute before ``now`` (a minute to spare for
     clocks apart), of callers seen again or not; returns how many. Each batch is claimed
     (``FOR UPDATE SKIP LOCKED``) in a transaction of its own."""
-    columns = (RateLimitWindow.bucket, RateLimitWindow.window_start)
-    ended = (
-        select(*columns)
-        .where(RateLimitWindow.window_start < now - timedelta(minutes=2))
-        .limit(batch)
-        .with_for_update(skip_locked=True)
+    return await delete_in_batches(
+        maker,
+        (RateLimitWindow.bucket, RateLimitWindow.window_start),
+        RateLimitWindow.window_start < now - timedelta(minutes=2),
+        batch=batch,
     )
-    deleted = 0
-    while True:
-        async with maker.begin() as session:
-            result = await session.execute(
-                delete(RateLimitWindow)
-                .where(tuple_(*columns).in_(ended))
-                .execution_options(synchronize_session=False)
-            )
-        count = int(result.rowcount)  # type: ignore[attr-defined]
-        deleted += count
-        if count < batch:
-            return deleted
