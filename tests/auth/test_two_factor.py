@@ -71,8 +71,10 @@ async def test_the_whole_two_factor_flow(
         "/api/v1/auth/2fa/confirm", headers=agent.headers, json={"code": code(secret, 5)}
     )
     assert wrong.status_code == 422
+    # Kept, not computed again: replayed in a later time step it would be a fresh code.
+    confirming = code(secret)
     confirmed = await client.post(
-        "/api/v1/auth/2fa/confirm", headers=agent.headers, json={"code": code(secret)}
+        "/api/v1/auth/2fa/confirm", headers=agent.headers, json={"code": confirming}
     )
     assert confirmed.status_code == 200, confirmed.text
     recovery_codes = confirmed.json()["recovery_codes"]
@@ -92,9 +94,7 @@ async def test_the_whole_two_factor_flow(
     refused = await client.get("/api/v1/tickets", headers=bearer(second_step["challenge"]))
     assert refused.status_code == 403
     # The code that confirmed the enrolment was used up, inside its own time step too.
-    replayed = await client.post(
-        "/api/v1/auth/login/2fa", json={**second_step, "code": code(secret)}
-    )
+    replayed = await client.post("/api/v1/auth/login/2fa", json={**second_step, "code": confirming})
     assert replayed.status_code == 401
     logged_in = await client.post(
         "/api/v1/auth/login/2fa", json={**second_step, "code": code(secret, 1)}
